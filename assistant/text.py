@@ -1,0 +1,154 @@
+"""Small text utilities shared by ingest, retrieval and verification."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+__all__ = [
+    "normalize_text",
+    "title_key",
+    "paper_id_for_title",
+    "split_sentences",
+    "content_terms",
+    "numbers_in",
+]
+
+# LaTeX commands a reader should see as characters.
+_LATEX_SYMBOLS = {
+    r"\times": "×",
+    r"\sim": "~",
+    r"\approx": "≈",
+    r"\leq": "≤",
+    r"\le": "≤",
+    r"\geq": "≥",
+    r"\ge": "≥",
+    r"\pm": "±",
+    r"\cdot": "·",
+    r"\alpha": "α",
+    r"\beta": "β",
+    r"\gamma": "γ",
+    r"\delta": "δ",
+    r"\epsilon": "ε",
+    r"\lambda": "λ",
+    r"\mu": "μ",
+    r"\sigma": "σ",
+    r"\rightarrow": "→",
+    r"\to": "→",
+    r"\infty": "∞",
+    r"\ell": "ℓ",
+}
+_ESCAPED = re.compile(r"\\([%&_#$])")
+_FORMAT_CMD = re.compile(r"\\(?:textbf|textit|emph|mathrm|mathbf|mathcal|text|texttt|textsc|mathit)\{([^{}]*)\}")
+_SYMBOL_CMD = re.compile(r"\\[A-Za-z]+")
+_MATH_DOLLAR = re.compile(r"(?<!\\)\$([^$]{0,200}?)(?<!\\)\$")
+_SPACES = re.compile(r"[ \t\u00a0]+")
+
+
+def _symbol(m: re.Match[str]) -> str:
+    return _LATEX_SYMBOLS.get(m.group(0), m.group(0))
+
+
+def normalize_text(text: str) -> str:
+    """Readable plain text from an abstract that may carry LaTeX escapes.
+
+    ``96.38\\%`` becomes ``96.38%``, ``$\\times$`` becomes ``×``, ``\\textbf{x}`` becomes
+    ``x``; whitespace is collapsed. Unknown commands are kept as written rather than guessed.
+    """
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFC", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    for _ in range(3):  # nested \textbf{\emph{x}}
+        new = _FORMAT_CMD.sub(r"\1", text)
+        if new == text:
+            break
+        text = new
+    text = _MATH_DOLLAR.sub(lambda m: m.group(1), text)
+    text = _SYMBOL_CMD.sub(_symbol, text)
+    text = _ESCAPED.sub(r"\1", text)
+    text = re.sub(r"(?<=\S)\{([^{}\s]{1,40})\}", r"\1", text)  # x^{2} -> x^2
+    text = text.replace("``", '"').replace("''", '"').replace("~", " ") if "\\" in text else text
+    text = _SPACES.sub(" ", text)
+    text = re.sub(r"\s*\n\s*", " ", text)
+    return text.strip()
+
+
+def title_key(title: str) -> str:
+    """Normalised title used to recognise the same paper in two files."""
+    t = unicodedata.normalize("NFKD", normalize_text(title)).lower()
+    t = "".join(ch for ch in t if not unicodedata.combining(ch))
+    t = re.sub(r"[^0-9a-z]+", " ", t)
+    return " ".join(t.split())
+
+
+def paper_id_for_title(title: str) -> str:
+    """Stable id for a paper with no arXiv id: ``t:`` plus a hash of the normalised title."""
+    return "t:" + hashlib.sha1(title_key(title).encode("utf-8")).hexdigest()[:16]
+
+
+# Abbreviations after which a period does not end a sentence.
+_ABBREV = (
+    "e.g", "i.e", "et al", "etc", "vs", "cf", "fig", "figs", "eq", "eqs", "sec", "no", "approx",
+    "resp", "al", "dr", "prof", "mr", "ms", "st", "ref", "refs", "tab", "vol", "pp", "ca",
+)
+_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose into sentences, keeping ``e.g.``, ``et al.``, ``Fig. 3`` and ``3.5`` intact."""
+    text = " ".join(text.split())
+    if not text:
+        return []
+    out: list[str] = []
+    start = 0
+    for m in _SENT_END.finditer(text):
+        candidate = text[start : m.start()].rstrip()
+        words = candidate.split(" ")
+        last = words[-1].strip("([\"'").rstrip(".")
+        prev = words[-2] if len(words) > 1 else ""
+        initial = len(last) == 1 and last.isupper() and (not prev or prev[:1].isupper())
+        if last.lower() in _ABBREV or initial:
+            continue  # "e.g. The", "Fig. 2", "J. Smith"
+        if candidate:
+            out.append(text[start : m.end()].strip())
+        start = m.end()
+    tail = text[start:].strip()
+    if tail:
+        out.append(tail)
+    return out
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z]")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:\s?%)?")
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself
+    yourselves paper papers study studies work works propose proposed proposes show shows shown
+    present presents use uses used using based approach method methods new results result
+    one two three via well may might however thus also many much""".split()
+)
+
+
+def content_terms(text: str) -> set[str]:
+    """Lower-cased content words (stopwords removed, crude plural folding)."""
+    terms = set()
+    for w in _WORD.findall(text):
+        lw = w.lower()
+        if lw in STOPWORDS or len(lw) < 2:
+            continue
+        if len(lw) > 4 and lw.endswith("s") and not lw.endswith("ss"):
+            lw = lw[:-1]
+        terms.add(lw)
+    return terms
+
+
+def numbers_in(text: str) -> set[str]:
+    """Numbers as written (``96.38%``, ``1,000``), normalised for comparison."""
+    return {n.replace(" ", "").replace(",", "") for n in _NUMBER.findall(text)}

@@ -1,0 +1,146 @@
+"""Typed records passed between the parts of the assistant."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Paper", "Skipped", "Passage", "Source", "Citation", "Answer", "SentenceCheck"]
+
+
+@dataclass
+class Paper:
+    """One paper as read from a source file, already normalised.
+
+    ``paper_id`` is the arXiv id when the source gives one, otherwise ``t:`` plus a hash of
+    the normalised title, so the same paper read from two files gets the same id.
+    """
+
+    paper_id: str
+    title: str
+    abstract: str
+    authors: str = ""
+    date: str = ""
+    url: str = ""
+    categories: str = ""
+    sources: list[str] = field(default_factory=list)
+    """Files (as given on the command line, resolved) that list this paper."""
+    extra: dict[str, str] = field(default_factory=dict)
+    """Any other metadata the source had (CSV columns, BibTeX fields), as strings."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A record or file that could not be used, with where it is and why."""
+
+    file: str
+    line: int | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk of one paper."""
+
+    chunk_id: str
+    paper_id: str
+    text: str
+    score: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    """A retrieved paper (chunks folded into papers), as numbered in the prompt."""
+
+    paper_id: str
+    title: str
+    abstract: str
+    score: float
+    url: str = ""
+    date: str = ""
+    authors: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    passages: list[str] = field(default_factory=list)
+    """The sentences of the abstract that were sent to the model."""
+    number: int = 0
+    """1-based number in the prompt (0 before numbering)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Citation:
+    """A paper cited by the final answer, numbered as in the answer text."""
+
+    number: int
+    paper_id: str
+    title: str
+    url: str = ""
+    snippet: str = ""
+    """The sentence of the abstract that best supports what the answer says."""
+    score: float = 0.0
+    """Support score of the best-supported statement citing this paper (0..1)."""
+    abstract: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SentenceCheck:
+    """The verifier's verdict on one sentence of the answer."""
+
+    text: str
+    supported: bool
+    citations: list[int]
+    """Final citation numbers (as in the answer text) for this sentence."""
+    score: float
+    """Best support score found for this sentence (0..1)."""
+    model_citations: list[int] = field(default_factory=list)
+    """Numbers the model itself wrote (prompt numbering), for diagnostics."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """What :meth:`Assistant.ask` returns."""
+
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    answerable: bool = True
+    timings: dict[str, float] = field(default_factory=dict)
+    sentences: list[SentenceCheck] = field(default_factory=list)
+    raw_text: str = ""
+    """What the model wrote, before verification."""
+    model: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def bibliography(self) -> str:
+        """The numbered reference list, one line per cited paper (Markdown)."""
+        lines = []
+        for c in self.citations:
+            title = f"[{c.title}]({c.url})" if c.url else c.title
+            lines.append(f"[{c.number}] {title}")
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        """The answer with its bibliography, ready to paste into notes."""
+        parts = [f"**Q:** {self.question}", "", self.text]
+        if self.citations:
+            parts += ["", "**References**", "", self.bibliography()]
+        return "\n".join(parts) + "\n"
