@@ -83,18 +83,184 @@ def ingest_main(argv: Sequence[str] | None = None) -> int:
     return run_guarded(lambda: _run_ingest(args))
 
 
+# --- ask / chat / serve / info -------------------------------------------------------------
+def _llm_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("language model")
+    g.add_argument("--preset", choices=["tiny", "small", "base"], help="local model preset (ASSISTANT_LLM_PRESET)")
+    g.add_argument("--model-path", help="any GGUF file instead of a preset (ASSISTANT_LLM_MODEL_PATH)")
+    g.add_argument("--base-url", help="OpenAI-compatible server URL (ASSISTANT_OPENAI_BASE_URL)")
+    g.add_argument("--model", help="model name on that server (ASSISTANT_OPENAI_MODEL)")
+    g.add_argument("--top-k", type=int, help="papers given to the model (ASSISTANT_TOP_K)")
+
+
+def _assistant_from_args(args: argparse.Namespace):  # -> Assistant
+    from .assistant import Assistant
+
+    settings = settings_from_args(
+        args,
+        llm_preset=args.preset,
+        llm_model_path=args.model_path,
+        openai_base_url=args.base_url,
+        openai_model=args.model,
+        top_k=args.top_k,
+    )
+    return Assistant.from_settings(settings)
+
+
+def _print_answer(answer, *, as_json: bool) -> None:  # answer: Answer
+    if as_json:
+        print_json(answer.to_dict())
+        return
+    print(answer.text)
+    if answer.citations:
+        print()
+        for c in answer.citations:
+            url = f" <{c.url}>" if c.url else ""
+            print(f"[{c.number}] {c.title}{url}")
+
+
+def _run_ask(args: argparse.Namespace) -> int:
+    setup_logging(args.verbose, args.quiet)
+    assistant = _assistant_from_args(args)
+    question = " ".join(args.question)
+    if args.json or not sys.stdout.isatty():
+        answer = assistant.ask(question, filters=args.filter)
+    else:  # stream to the terminal, then show the checked answer
+        answer = None
+        for piece in assistant.stream(question, filters=args.filter):
+            if isinstance(piece, str):
+                sys.stderr.write(piece)
+                sys.stderr.flush()
+            else:
+                answer = piece
+        sys.stderr.write("\n\n")
+    _print_answer(answer, as_json=args.json)
+    return 0
+
+
+def _run_chat(args: argparse.Namespace) -> int:
+    from .errors import AssistantError
+
+    setup_logging(args.verbose, args.quiet)
+    assistant = _assistant_from_args(args)
+    history: list = []
+    print("Ask about the papers. /new starts over, /quit (or Ctrl-D) leaves.")
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if question in ("/quit", "/exit"):
+            return 0
+        if question == "/new":
+            history = []
+            print("(new conversation)")
+            continue
+        if not question:
+            continue
+        try:
+            answer = assistant.chat(history, question, filters=args.filter)
+        except AssistantError as exc:
+            print(f"error: {exc}")
+            continue
+        _print_answer(answer, as_json=False)
+        history.append(answer)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
+    from .errors import ConfigError
+    from .ui import serve
+
+    setup_logging(args.verbose, args.quiet)
+    auth = None
+    if args.share_auth:
+        user, sep, password = args.share_auth.partition(":")
+        if not sep or not user or not password:
+            raise ConfigError("--share-auth takes USER:PASS")
+        auth = (user, password)
+    assistant = _assistant_from_args(args)
+    if args.ingest_if_missing:
+        _ingest_sample_if_missing(assistant.settings)
+    serve(assistant, host=args.host, port=args.port, auth=auth)
+    return 0
+
+
+def _ingest_sample_if_missing(settings) -> None:
+    from .index import PaperIndex
+    from .ingest import ingest
+
+    index = PaperIndex(settings)
+    if index.exists() and index.collection.count() > 0:
+        return
+    sys.stderr.write(f"no index at {settings.describe_index()}: ingesting the sample collection\n")
+    report = ingest(None, settings, progress=tqdm_progress(True))
+    sys.stderr.write(f"{report.papers_total} papers ingested in {report.seconds:.0f} s\n")
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    setup_logging(args.verbose, args.quiet)
+    assistant = _assistant_from_args(args)
+    info = assistant.info()
+    if args.json:
+        print_json(info)
+    else:
+        for k, v in info.items():
+            print(f"{k:12} {v}")
+    return 0
+
+
+def _query_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--filter",
+        action="append",
+        metavar="KEY=VALUE",
+        help="metadata filter, repeatable: source=FILE, categories=cs.LG, date>=2024-01-01",
+    )
+    _llm_args(parser)
+    add_common_args(parser)
+    return parser
+
+
 # --- the assistant command ------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="assistant", description="Questions over paper abstracts, with verified citations."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    p = _query_parser(sub.add_parser("ask", help="answer one question"))
+    p.add_argument("question", nargs="+", help="the question")
+    p.add_argument("--json", action="store_true", help="end with the Answer as one JSON line")
+    _query_parser(sub.add_parser("chat", help="interactive chat in the terminal, with follow-ups"))
+    p = _query_parser(sub.add_parser("serve", help="the browser chat"))
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--share-auth", metavar="USER:PASS", help="login required to use the page")
+    p.add_argument(
+        "--ingest-if-missing", action="store_true", help="ingest the sample collection first if the index is empty"
+    )
+    p = _query_parser(sub.add_parser("info", help="what is answering: model, index, size"))
+    p.add_argument("--json", action="store_true")
     _ingest_parser(sub.add_parser("ingest", help="ingest paper abstracts (same as ingest.py)"))
+    sub.add_parser("eval", help="run the evaluation suite (python -m evals run --help)", add_help=False)
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["eval"]:
+        from evals.__main__ import main as eval_main
+
+        return eval_main(["run", *argv[1:]] if len(argv) == 1 or argv[1].startswith("-") else argv[1:])
     args = parser.parse_args(argv)
-    if args.command == "ingest":
-        return run_guarded(lambda: _run_ingest(args))
-    parser.error(f"unknown command {args.command}")
-    return 2
+    runners = {
+        "ask": _run_ask,
+        "chat": _run_chat,
+        "serve": _run_serve,
+        "info": _run_info,
+        "ingest": _run_ingest,
+    }
+    return run_guarded(lambda: runners[args.command](args))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .settings import Settings
 from .tokens import get_encoding
 from .types import Paper
 
-__all__ = ["PaperIndex", "Chunk", "chunk_paper", "open_chroma", "PaperState"]
+__all__ = ["PaperIndex", "Chunk", "chunk_paper", "open_chroma", "PaperState", "date_number"]
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ def chunk_paper(paper: Paper, settings: Settings, sources: Sequence[str] | None 
         "title": paper.title,
         "authors": paper.authors,
         "date": paper.date,
+        "date_num": date_number(paper.date),
         "url": paper.url,
         "categories": paper.categories,
         "source": _short_source(srcs[0]) if srcs else "",
@@ -169,6 +171,20 @@ def chunk_paper(paper: Paper, settings: Settings, sources: Sequence[str] | None 
     return chunks
 
 
+_ISO_DATE = re.compile(r"^(\d{4})(?:[-/](\d{1,2})(?:[-/](\d{1,2}))?)?")
+
+
+def date_number(date: str) -> int:
+    """``2024-03-11`` -> 20240311 (Chroma compares numbers only); 0 when the year is unknown."""
+    m = _ISO_DATE.match(date.strip())
+    if not m:
+        return 0
+    year, month, day = int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0)
+    if not 1000 <= year <= 2999 or month > 12 or day > 31:
+        return 0
+    return year * 10000 + month * 100 + day
+
+
 def _short_source(path: str) -> str:
     return path.replace("\\", "/").rsplit("/", 1)[-1]
 
@@ -176,8 +192,13 @@ def _short_source(path: str) -> str:
 class PaperIndex:
     """A Chroma collection of paper chunks with the embedder and chunking it was built with."""
 
-    def __init__(self, settings: Settings, *, client: Any | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, client: Any | None = None, collection: Any | None = None
+    ) -> None:
         self.settings = settings
+        self._given = collection
+        if client is None and collection is not None:
+            client = getattr(collection, "_client", None)
         self.client = client if client is not None else open_chroma(settings)
         self._collection: Any | None = None
 
@@ -204,7 +225,7 @@ class PaperIndex:
             return self._collection
         name = self.settings.collection
         try:
-            col = self.client.get_collection(name, embedding_function=None)
+            col = self._given or self.client.get_collection(name, embedding_function=None)
         except Exception:
             if create_with_dim is None:
                 raise IndexMissingError(

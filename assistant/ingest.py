@@ -153,7 +153,7 @@ def ingest_papers(
             report.papers_unchanged += 1
             if state.meta_hash != meta_hash or sorted(state.sources) != sources:
                 chunks = chunk_paper(paper, settings, sources)
-                keep = ("authors", "date", "url", "categories", "extra", "meta_hash")
+                keep = ("authors", "date", "date_num", "url", "categories", "extra", "meta_hash")
                 update = {k: chunks[0].metadata[k] for k in keep}
                 update["sources"] = chunks[0].metadata["sources"]
                 update["source"] = chunks[0].metadata["source"]

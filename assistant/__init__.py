@@ -1,0 +1,57 @@
+"""Ask questions about a collection of paper abstracts; answers cite the papers they use.
+
+    from assistant import Assistant
+    answer = Assistant.from_settings().ask("Which papers study grokking?")
+    print(answer.text)
+    print(answer.bibliography())
+
+Nothing heavy happens at import: models load when first needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    AssistantError,
+    ConfigError,
+    IndexMismatchError,
+    IndexMissingError,
+    InputError,
+    LLMError,
+    LLMUnavailableError,
+    ModelMissingError,
+    QuestionError,
+)
+from .settings import Settings
+from .types import Answer, Citation, Source
+
+if TYPE_CHECKING:
+    from .assistant import Assistant
+
+__all__ = [
+    "Assistant",
+    "Answer",
+    "Citation",
+    "Source",
+    "Settings",
+    "AssistantError",
+    "ConfigError",
+    "InputError",
+    "IndexMissingError",
+    "IndexMismatchError",
+    "ModelMissingError",
+    "LLMError",
+    "LLMUnavailableError",
+    "QuestionError",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Assistant":  # imports llama-index, torch...: only when asked for
+        from .assistant import Assistant
+
+        return Assistant
+    raise AttributeError(f"module 'assistant' has no attribute {name!r}")

@@ -1,0 +1,386 @@
+"""The query engine: retrieve papers, send the passages that matter, verify the citations.
+
+    from assistant import Assistant
+    a = Assistant.from_settings()
+    ans = a.ask("Which papers study grokking, and what do they find?")
+    print(ans.text); print(ans.bibliography())
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .embeddings import Embedder, load_embedder
+from .errors import QuestionError
+from .index import PaperIndex
+from .llm import ChatModel, chat_model_from_settings
+from .prompts import load_prompt
+from .retrieval import HybridRetriever, Reranker
+from .settings import Settings
+from .text import content_terms, split_sentences
+from .types import Answer, Source
+from .verify import NO_ANSWER_TEXT, verify_answer
+
+__all__ = ["Assistant", "History"]
+
+log = logging.getLogger(__name__)
+
+History = Sequence[Any]
+"""Earlier turns: :class:`Answer` objects, ``(question, answer)`` pairs, or chat messages
+``{"role": "user"|"assistant", "content": ...}`` (Gradio's format)."""
+
+
+class _MemoEmbed:
+    """The embedder with a small cache, so passage selection and verification share vectors."""
+
+    def __init__(self, embedder: Embedder, size: int = 4096) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            vecs = self.embedder.embed(missing)
+            with self._lock:
+                for t, v in zip(missing, vecs):
+                    self._cache[t] = v
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            dim = self.embedder.dim
+            return np.vstack([self._cache.get(t, np.zeros(dim, np.float32)) for t in texts]) if texts else np.zeros((0, dim), np.float32)
+
+
+@dataclass
+class _Turn:
+    """A question on its way through the pipeline."""
+
+    question: str
+    standalone: str
+    sources: list[Source] = field(default_factory=list)
+    messages: list[dict[str, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+
+class Assistant:
+    """Answers questions over the indexed abstracts, citing the papers it used.
+
+    Every heavy part can be passed in (``llm``, ``embed_model``, ``vector_store``, ``index``,
+    ``reranker``); what is not passed is built from ``settings`` when first needed.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        llm: ChatModel | None = None,
+        embed_model: Embedder | None = None,
+        vector_store: Any | None = None,
+        index: PaperIndex | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load()
+        self._llm = llm
+        self._embedder = embed_model
+        if index is None and vector_store is not None:
+            # a llama-index ChromaVectorStore: use its collection
+            index = PaperIndex(self.settings, collection=vector_store.client)
+        self._index = index
+        self._reranker = reranker
+        self._retriever: HybridRetriever | None = None
+        self._memo: _MemoEmbed | None = None
+        self._init_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **parts: Any) -> Assistant:
+        return cls(settings or Settings.load(), **parts)
+
+    # --- parts, built lazily ----------------------------------------------------------------
+    @property
+    def llm(self) -> ChatModel:
+        with self._init_lock:
+            if self._llm is None:
+                self._llm = chat_model_from_settings(self.settings)
+            return self._llm
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._init_lock:
+            if self._embedder is None:
+                self._embedder = load_embedder(self.settings)
+            return self._embedder
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        embedder = self.embedder
+        with self._init_lock:
+            if self._retriever is None:
+                index = self._index or PaperIndex(self.settings)
+                index.open()
+                self._index = index
+                self._retriever = HybridRetriever(self.settings, index, embedder, reranker=self._reranker)
+                self._memo = _MemoEmbed(embedder)
+            return self._retriever
+
+    @property
+    def embed(self) -> _MemoEmbed:
+        _ = self.retriever
+        assert self._memo is not None  # set with the retriever
+        return self._memo
+
+    def warm_up(self) -> None:
+        """Open the index, build BM25 and load the model now rather than on the first question."""
+        self.retriever.ensure_ready()
+        _ = self.llm
+
+    def info(self) -> dict[str, Any]:
+        """What is answering: model, embedder, index location and size."""
+        index_info = self.retriever.index.info()
+        return {
+            "model": self.llm.name,
+            "backend": self.settings.backend,
+            "embed_model": index_info.get("embed_model"),
+            "papers": index_info.get("papers"),
+            "chunks": index_info.get("chunks"),
+            "index": index_info.get("location"),
+            "collection": index_info.get("collection"),
+            "top_k": self.settings.top_k,
+        }
+
+    # --- the public calls -----------------------------------------------------------------
+    def retrieve(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        filters: Sequence[str] | dict[str, Any] | None = None,
+    ) -> list[Source]:
+        """The papers the assistant would use for ``question``, best first (numbered 1..n)."""
+        sources = self.retriever.retrieve(_check_question(question), top_k=top_k, filters=filters)
+        for i, s in enumerate(sources, 1):
+            s.number = i
+        return sources
+
+    def ask(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        filters: Sequence[str] | dict[str, Any] | None = None,
+        history: History | None = None,
+    ) -> Answer:
+        """Answer ``question``; every statement cites the paper it comes from."""
+        turn = self._prepare(question, top_k, filters, history)
+        if not turn.sources:
+            return self._no_answer(turn)
+        t = time.perf_counter()
+        raw = self.llm.complete(turn.messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature)
+        turn.timings["generation"] = time.perf_counter() - t
+        return self._finish(turn, raw)
+
+    def stream(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        filters: Sequence[str] | dict[str, Any] | None = None,
+        history: History | None = None,
+    ) -> Iterator[str | Answer]:
+        """Yield the model's text pieces as they come, then the verified :class:`Answer`.
+
+        The pieces carry the model's own citation numbers; the final Answer's ``text`` is the
+        checked version, with citations corrected and renumbered.
+        """
+        turn = self._prepare(question, top_k, filters, history)
+        if not turn.sources:
+            yield self._no_answer(turn)
+            return
+        t = time.perf_counter()
+        pieces: list[str] = []
+        for piece in self.llm.stream(turn.messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature):
+            if not pieces:
+                turn.timings["first_token"] = time.perf_counter() - turn.started
+            pieces.append(piece)
+            yield piece
+        turn.timings["generation"] = time.perf_counter() - t
+        yield self._finish(turn, "".join(pieces))
+
+    def chat(self, history: History, question: str, **kwargs: Any) -> Answer:
+        """Answer a follow-up question in the context of ``history``."""
+        return self.ask(question, history=history, **kwargs)
+
+    # --- the pipeline ---------------------------------------------------------------------
+    def _prepare(
+        self,
+        question: str,
+        top_k: int | None,
+        filters: Sequence[str] | dict[str, Any] | None,
+        history: History | None,
+    ) -> _Turn:
+        question = _check_question(question)
+        retriever = self.retriever
+        q_tokens = self.llm.count_tokens(question)
+        if q_tokens > self.llm.context_window // 2:
+            raise QuestionError(
+                f"the question is {q_tokens} tokens long; the model's context window is "
+                f"{self.llm.context_window} tokens. Ask a shorter question."
+            )
+        turn = _Turn(question=question, standalone=question)
+        turns = _normalize_history(history)
+        boost: list[str] = []
+        if turns:
+            t = time.perf_counter()
+            turn.standalone = self._condense(turns, question)
+            turn.timings["condense"] = time.perf_counter() - t
+            boost = [pid for _, _, ids in turns[-2:] for pid in ids]
+        t = time.perf_counter()
+        sources = retriever.retrieve(turn.standalone, top_k=top_k, filters=filters, boost_ids=boost)
+        turn.timings["retrieval"] = time.perf_counter() - t
+        turn.timings["rerank"] = 0.0
+        if not sources:
+            return turn
+        t = time.perf_counter()
+        self._select_passages(turn.standalone, sources)
+        turn.sources = sources
+        turn.messages = self._fit_messages(turn)
+        turn.timings["passages"] = time.perf_counter() - t
+        return turn
+
+    def _select_passages(self, question: str, sources: list[Source]) -> None:
+        """Keep the sentences of each abstract that bear on the question (the main speed lever)."""
+        n = self.settings.passage_sentences
+        per_source = [split_sentences(s.abstract) for s in sources]
+        flat = [sent for sents in per_source for sent in sents]
+        vecs = self.embed([question] + flat)
+        qv, svecs = vecs[0], vecs[1:]
+        q_terms = content_terms(question)
+        pos = 0
+        for src, sents in zip(sources, per_source):
+            sims = svecs[pos : pos + len(sents)] @ qv
+            pos += len(sents)
+            if len(sents) <= n:
+                src.passages = sents
+                continue
+            overlap = np.array([len(q_terms & content_terms(x)) / (len(q_terms) or 1) for x in sents])
+            score = sims + 0.3 * overlap
+            keep = sorted(np.argsort(-score)[:n].tolist())
+            src.passages = [sents[i] for i in keep]
+
+    def _fit_messages(self, turn: _Turn) -> list[dict[str, str]]:
+        """System prompt (an unchanging prefix the model can cache) plus the numbered passages,
+        dropping the weakest sources until everything fits the context window."""
+        system = load_prompt("system").render()
+        source_tpl, answer_tpl = load_prompt("source"), load_prompt("answer")
+        budget = self.llm.context_window - self.settings.max_tokens - 16
+        sources = list(turn.sources)
+        while True:
+            for i, s in enumerate(sources, 1):
+                s.number = i
+            block = "\n".join(
+                source_tpl.render(number=s.number, title=s.title, passage=" ".join(s.passages)) for s in sources
+            )
+            messages = [
+                {"role": "system", "content": system},
+                {"role": "user", "content": answer_tpl.render(sources=block, question=turn.standalone)},
+            ]
+            if self.llm.count_message_tokens(messages) <= budget or len(sources) == 1:
+                break
+            sources.pop()
+        if self.llm.count_message_tokens(messages) > budget:
+            raise QuestionError(
+                f"the question and one source do not fit the model's {self.llm.context_window}-token "
+                "context window; ask a shorter question or raise ASSISTANT_N_CTX"
+            )
+        turn.sources = sources
+        return messages
+
+    def _condense(self, turns: list[tuple[str, str, list[str]]], question: str) -> str:
+        """Rewrite a follow-up into a question that stands on its own."""
+        history = "\n".join(f"User: {q}\nAssistant: {a}" for q, a, _ in turns[-3:])
+        prompt = load_prompt("condense").render(history=history, question=question)
+        try:
+            out = self.llm.complete([{"role": "user", "content": prompt}], max_tokens=80, temperature=0.0)
+        except Exception as exc:  # the answer step will report a broken LLM properly
+            log.warning("could not condense the follow-up question: %s", exc)
+            return question
+        out = out.strip().splitlines()[0].strip().strip('"') if out.strip() else ""
+        # A small model sometimes answers instead of rewriting: keep the original then.
+        if not out or len(out) > 4 * len(question) + 200:
+            return f"{turns[-1][0]} {question}"
+        return out
+
+    def _finish(self, turn: _Turn, raw: str) -> Answer:
+        t = time.perf_counter()
+        verified = verify_answer(
+            raw,
+            turn.sources,
+            self.embed,
+            threshold=self.settings.support_threshold,
+            drop_unsupported=self.settings.drop_unsupported,
+        )
+        turn.timings["verification"] = time.perf_counter() - t
+        turn.timings["total"] = time.perf_counter() - turn.started
+        return Answer(
+            question=turn.question,
+            text=verified.text,
+            citations=verified.citations,
+            sources=turn.sources,
+            answerable=verified.answerable,
+            timings={k: round(v, 4) for k, v in turn.timings.items()},
+            sentences=verified.sentences,
+            raw_text=raw,
+            model=self.llm.name,
+        )
+
+    def _no_answer(self, turn: _Turn) -> Answer:
+        turn.timings["total"] = time.perf_counter() - turn.started
+        return Answer(
+            question=turn.question,
+            text=NO_ANSWER_TEXT,
+            answerable=False,
+            timings={k: round(v, 4) for k, v in turn.timings.items()},
+            model=self._llm.name if self._llm is not None else "",
+        )
+
+
+def _check_question(question: str) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise QuestionError("the question is empty: ask something about the papers")
+    return " ".join(question.split())
+
+
+def _normalize_history(history: History | None) -> list[tuple[str, str, list[str]]]:
+    """(question, answer text, cited paper ids) per earlier turn."""
+    turns: list[tuple[str, str, list[str]]] = []
+    pending: str | None = None
+    for item in history or []:
+        if isinstance(item, Answer):
+            turns.append((item.question, item.text, [c.paper_id for c in item.citations]))
+        elif isinstance(item, dict):
+            role, content = item.get("role"), item.get("content")
+            if not isinstance(content, str):
+                continue
+            if role == "user":
+                pending = content
+            elif role == "assistant" and pending is not None:
+                turns.append((pending, content, []))
+                pending = None
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            q, a = item
+            if isinstance(a, Answer):
+                turns.append((str(q), a.text, [c.paper_id for c in a.citations]))
+            else:
+                turns.append((str(q), str(a or ""), []))
+    return turns

@@ -1,0 +1,676 @@
+"""One small chat interface, three implementations.
+
+- :class:`LocalChatModel`: a GGUF model run in process by llama-cpp-python.
+- :class:`OpenAIChatModel`: any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
+- :class:`ScriptedChatModel`: scripted replies, for tests of the code that reads replies.
+
+Messages are OpenAI-style dicts (``{"role": "system" | "user" | "assistant", "content": str}``).
+Every failure is raised as an :mod:`assistant.errors` type whose message names the remedy.
+:func:`as_llama_index_llm` wraps any of them for stock llama-index engines.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, LLMError, LLMUnavailableError, ModelMissingError, QuestionError
+
+if TYPE_CHECKING:
+    import openai
+    from llama_index.core.llms import CustomLLM
+
+    from .settings import Settings
+
+__all__ = [
+    "ChatModel",
+    "LocalChatModel",
+    "OpenAIChatModel",
+    "ScriptedChatModel",
+    "chat_model_from_settings",
+    "as_llama_index_llm",
+]
+
+logger = logging.getLogger(__name__)
+
+Messages = list[dict[str, str]]
+
+
+class ChatModel:
+    """What the assistant needs from a chat model.
+
+    ``name`` identifies the model in answers and logs (``local:<id>``, ``openai:<model>@<url>``);
+    ``context_window`` is the most tokens prompt plus reply may use; ``max_concurrency`` is
+    how many requests may usefully run at once (1 for an in-process model).
+    """
+
+    name: str = "chat-model"
+    context_window: int = 4096
+    max_concurrency: int = 1
+
+    def complete(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> str:
+        """The whole reply to ``messages``."""
+        return "".join(
+            self.stream(messages, max_tokens=max_tokens, temperature=temperature, stop=stop)
+        )
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> Iterator[str]:
+        """The reply as text pieces, as they are generated."""
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in this model's prompt (exact locally, estimated for servers)."""
+        raise NotImplementedError
+
+    def count_message_tokens(self, messages: Messages) -> int:
+        """Rough prompt size of ``messages``: their contents plus a few tokens per message."""
+        return sum(self.count_tokens(m.get("content") or "") + 4 for m in messages) + 2
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+# --------------------------------------------------------------------------------------------
+# local GGUF model
+# --------------------------------------------------------------------------------------------
+
+_CTX_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+
+
+class LocalChatModel(ChatModel):
+    """A GGUF chat model run in process with llama-cpp-python, using the GGUF's chat template.
+
+    The model is loaded on first use. One generation runs at a time (a lock guards the
+    llama.cpp context). llama.cpp keeps the KV cache of the previous prompt and re-evaluates
+    only the tokens after the longest common prefix, so calls that share a long system
+    prompt pay for it once.
+    """
+
+    max_concurrency = 1
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.name = f"local:{name or self.model_path.stem.lower()}"
+        self.context_window = n_ctx
+        self._llm: Any = None
+        self._load_lock = threading.Lock()
+        self._gen_lock = threading.Lock()
+        self._gen_owner: int | None = None
+        self.load_seconds: float | None = None
+
+    @property
+    def llama(self) -> Any:
+        """The ``llama_cpp.Llama`` object, loaded on first access."""
+        if self._llm is None:
+            with self._load_lock:
+                if self._llm is None:
+                    self._llm = self._load()
+        return self._llm
+
+    def _load(self) -> Any:
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise ConfigError(
+                "llama-cpp-python is not installed: pip install 'llama-cpp-python[server]', "
+                "or set ASSISTANT_OPENAI_BASE_URL to use a server"
+            ) from exc
+        if not self.model_path.is_file():
+            raise ModelMissingError(
+                f"the local model file {self.model_path} does not exist; set "
+                "ASSISTANT_LLM_MODEL_PATH to a GGUF file or install a preset's packages"
+            )
+        start = time.monotonic()
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                n_batch=512,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelMissingError(
+                f"llama.cpp cannot load the model {self.model_path} ({exc}); the file may be "
+                "damaged, or of an architecture this llama-cpp-python does not support. Set "
+                "ASSISTANT_LLM_MODEL_PATH to another GGUF, or reinstall the preset's packages"
+            ) from exc
+        self.load_seconds = time.monotonic() - start
+        logger.info(
+            "loaded %s (n_ctx=%d, %d threads) in %.1f s",
+            self.model_path,
+            self.n_ctx,
+            self.n_threads,
+            self.load_seconds,
+        )
+        return llm
+
+    def close(self) -> None:
+        """Free the model's memory now (it is loaded again on next use)."""
+        with self._load_lock, self._generating():
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
+    def count_tokens(self, text: str) -> int:
+        if not text:
+            return 0
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def complete(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> str:
+        llm = self.llama
+        with self._generating():
+            try:
+                out = llm.create_chat_completion(
+                    messages=messages, max_tokens=max_tokens, temperature=temperature, stop=stop
+                )
+            except Exception as exc:
+                raise self._map_error(exc) from exc
+        return out["choices"][0]["message"].get("content") or ""
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> Iterator[str]:
+        llm = self.llama
+        with self._generating():
+            chunks = None
+            try:
+                chunks = llm.create_chat_completion(
+                    messages=messages,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    stop=stop,
+                    stream=True,
+                )
+                for chunk in chunks:
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            except Exception as exc:
+                raise self._map_error(exc) from exc
+            finally:
+                if chunks is not None:
+                    chunks.close()  # a reader that stops early ends the generation here
+
+    def _generating(self) -> _OwnedLock:
+        return _OwnedLock(self)
+
+    def _map_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, ValueError) and (m := _CTX_OVERFLOW.search(str(exc))):
+            return QuestionError(
+                f"the prompt ({m.group(1)} tokens) does not fit in the context "
+                f"window of {self.name} ({m.group(2)} tokens); ask a shorter question, lower "
+                "ASSISTANT_TOP_K or ASSISTANT_PASSAGE_SENTENCES, or raise ASSISTANT_N_CTX"
+            )
+        return LLMError(f"the local model {self.name} failed: {type(exc).__name__}: {exc}")
+
+
+class _OwnedLock:
+    """The generation lock of a :class:`LocalChatModel`; a nested call in one thread is an error
+    (it would otherwise deadlock, or interleave two generations in one llama.cpp context)."""
+
+    def __init__(self, model: LocalChatModel) -> None:
+        self.model = model
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        if self.model._gen_owner == me:
+            raise LLMError(
+                f"{self.model.name} is already generating in this thread: finish or close the "
+                "previous stream() before starting another call"
+            )
+        self.model._gen_lock.acquire()
+        self.model._gen_owner = me
+
+    def __exit__(self, *exc: object) -> None:
+        self.model._gen_owner = None
+        self.model._gen_lock.release()
+
+
+# --------------------------------------------------------------------------------------------
+# OpenAI-compatible server
+# --------------------------------------------------------------------------------------------
+
+
+class OpenAIChatModel(ChatModel):
+    """A model behind an OpenAI-compatible ``/v1/chat/completions`` endpoint.
+
+    The ``openai`` client retries connection errors, 408/409/429 and 5xx answers
+    ``max_retries`` times with backoff; what still fails is raised as
+    :class:`LLMUnavailableError` (cannot reach, timed out, overloaded) or :class:`LLMError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        model: str,
+        context_window: int = 8192,
+        timeout: float = 120,
+        max_retries: int = 2,
+        max_concurrency: int = 4,
+    ) -> None:
+        import openai
+
+        # An explicit base URL, so the client never falls back to reading OPENAI_BASE_URL.
+        self.base_url = (base_url or "https://api.openai.com/v1").rstrip("/")
+        self.model = model
+        self.timeout = timeout
+        self.context_window = context_window
+        self.max_concurrency = max_concurrency
+        self.name = f"openai:{model}@{self.base_url}"
+        self.client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=api_key or "not-needed",
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+    def _request(
+        self,
+        messages: Messages,
+        max_tokens: int,
+        temperature: float,
+        stop: list[str] | None,
+        stream: bool,
+    ) -> Any:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+        if stop:
+            kwargs["stop"] = stop
+        if stream:
+            kwargs["stream"] = True
+        return self.client.chat.completions.create(**kwargs)
+
+    def complete(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> str:
+        import openai
+
+        try:
+            response = self._request(messages, max_tokens, temperature, stop, stream=False)
+        except openai.OpenAIError as exc:
+            raise self._map_error(exc) from exc
+        if not response.choices:
+            raise LLMError(f"{self.name} returned no choices; check that the server is healthy")
+        return response.choices[0].message.content or ""
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> Iterator[str]:
+        import openai
+
+        try:
+            chunks = self._request(messages, max_tokens, temperature, stop, stream=True)
+        except openai.OpenAIError as exc:
+            raise self._map_error(exc) from exc
+        try:
+            for chunk in chunks:
+                if chunk.choices and (piece := chunk.choices[0].delta.content):
+                    yield piece
+        except openai.OpenAIError as exc:
+            raise self._map_error(exc, mid_stream=True) from exc
+        finally:
+            chunks.close()
+
+    def count_tokens(self, text: str) -> int:
+        return len(_tiktoken_for(self.model).encode(text, disallowed_special=()))
+
+    def list_models(self) -> list[str]:
+        """Model ids the server says it serves (raises the mapped error if it cannot)."""
+        import openai
+
+        try:
+            return sorted(m.id for m in self.client.models.list())
+        except openai.OpenAIError as exc:
+            raise self._map_error(exc, probe=False) from exc
+
+    def _map_error(
+        self, exc: Exception, *, probe: bool = True, mid_stream: bool = False
+    ) -> Exception:
+        import openai
+
+        where = f"the LLM server at {self.base_url} (model {self.model!r})"
+        if isinstance(exc, openai.APITimeoutError):
+            return LLMUnavailableError(
+                f"{where} did not answer within {self.timeout:g} s; check that it is running "
+                "and not overloaded, or raise ASSISTANT_REQUEST_TIMEOUT"
+            )
+        if mid_stream and isinstance(exc, openai.APIConnectionError):
+            return LLMUnavailableError(
+                f"the connection to {where} broke in the middle of the reply "
+                f"({str(exc).rstrip('.')}); check the server's log (did it crash or restart?) "
+                "and ask again"
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return LLMUnavailableError(
+                f"cannot connect to {where} ({str(exc).rstrip('.')}). Check that the server is running and that "
+                "ASSISTANT_OPENAI_BASE_URL is right (it usually ends in /v1), or unset it to "
+                "use the local model"
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return self._map_status(exc, where, probe)
+        when = " in the middle of the reply" if mid_stream else ""
+        return LLMError(f"{where} failed{when}: {type(exc).__name__}: {exc}")
+
+    def _map_status(self, exc: openai.APIStatusError, where: str, probe: bool) -> Exception:
+        status = exc.status_code
+        detail = _error_detail(exc)
+        if status == 404:
+            served = self._served_models() if probe else None
+            if served:
+                return LLMError(
+                    f"{where} answered 404: the model name {self.model!r} is wrong, the server "
+                    f"serves {', '.join(served)}; set ASSISTANT_OPENAI_MODEL to one of them "
+                    f"({detail})"
+                )
+            return LLMError(
+                f"{where} answered 404 Not Found ({detail}); check ASSISTANT_OPENAI_MODEL and "
+                "that ASSISTANT_OPENAI_BASE_URL points at the API root (usually ending in /v1)"
+            )
+        if status in (401, 403):
+            return LLMError(
+                f"{where} refused the API key (HTTP {status}: {detail}); set "
+                "ASSISTANT_OPENAI_API_KEY (or OPENAI_API_KEY)"
+            )
+        if status == 400 and "context" in detail.lower():
+            return QuestionError(
+                f"{where} says the prompt is too long ({detail}); ask a shorter question or "
+                "lower ASSISTANT_TOP_K, or set ASSISTANT_OPENAI_CONTEXT_WINDOW to the "
+                "model's real context window"
+            )
+        if status == 429 or status >= 500:
+            return LLMUnavailableError(
+                f"{where} is overloaded or failing (HTTP {status}: {detail}) after retries; "
+                "try again later or raise ASSISTANT_MAX_RETRIES"
+            )
+        return LLMError(f"{where} answered HTTP {status}: {detail}")
+
+    def _served_models(self) -> list[str] | None:
+        try:
+            return self.list_models()
+        except LLMError:
+            return None
+
+
+def _error_detail(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        msg = inner.get("message") if isinstance(inner, dict) else inner
+        if msg:
+            return str(msg)[:500]
+    return str(exc.message)[:500]
+
+
+@functools.cache
+def _tiktoken_for(model: str) -> Any:
+    """tiktoken encoding for ``model``: its own if tiktoken knows it, else o200k_base.
+
+    tiktoken downloads encodings on first use; llama-index ships cl100k_base and o200k_base,
+    so its cache folder is used unless TIKTOKEN_CACHE_DIR is already set.
+    """
+    import llama_index.core
+    import tiktoken
+
+    cache = Path(llama_index.core.__file__).parent / "_static" / "tiktoken_cache"
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache))
+    try:
+        name = tiktoken.encoding_name_for_model(model)
+    except KeyError:
+        name = "o200k_base"
+    if name not in ("o200k_base", "cl100k_base"):
+        name = "cl100k_base"  # older encodings are not shipped offline
+    return tiktoken.get_encoding(name)
+
+
+# --------------------------------------------------------------------------------------------
+# scripted replies (the test seam)
+# --------------------------------------------------------------------------------------------
+
+
+class ScriptedChatModel(ChatModel):
+    """Returns scripted replies through the same interface, for tests of reply handling.
+
+    ``replies`` is a list used in order (running out raises :class:`LLMError`, so a test
+    notices an unexpected extra call) or a function of the messages. Every call's messages
+    are kept in ``calls``. ``stream`` yields the reply word by word; ``stop`` cuts it as a
+    real model would.
+    """
+
+    def __init__(
+        self,
+        replies: list[str] | Callable[[Messages], str],
+        *,
+        name: str = "scripted",
+        context_window: int = 8192,
+    ) -> None:
+        self._replies = replies
+        self.name = name
+        self.context_window = context_window
+        self.max_concurrency = 1
+        self.calls: list[Messages] = []
+        self._lock = threading.Lock()
+
+    def _next(self, messages: Messages, stop: list[str] | None) -> str:
+        with self._lock:
+            self.calls.append([dict(m) for m in messages])
+            if callable(self._replies):
+                reply = self._replies(messages)
+            else:
+                index = len(self.calls) - 1
+                if index >= len(self._replies):
+                    raise LLMError(
+                        f"ScriptedChatModel has {len(self._replies)} replies and was called "
+                        f"{len(self.calls)} times"
+                    )
+                reply = self._replies[index]
+        for s in stop or []:
+            if s and s in reply:
+                reply = reply[: reply.index(s)]
+        return reply
+
+    def complete(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> str:
+        return self._next(messages, stop)
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> Iterator[str]:
+        yield from re.findall(r"\s+|\S+\s*", self._next(messages, stop))
+
+    def count_tokens(self, text: str) -> int:
+        return len(re.findall(r"\w+|[^\w\s]", text))
+
+
+# --------------------------------------------------------------------------------------------
+# factories and adapters
+# --------------------------------------------------------------------------------------------
+
+
+def chat_model_from_settings(settings: Settings) -> ChatModel:
+    """The chat model the settings ask for (a preset is assembled and verified here)."""
+    if settings.backend == "openai":
+        return OpenAIChatModel(
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key,
+            model=settings.openai_model,
+            context_window=settings.openai_context_window,
+            timeout=settings.request_timeout,
+            max_retries=settings.max_retries,
+        )
+    from .models import preset_info, resolve_model_path
+
+    path = resolve_model_path(
+        settings.llm_preset, settings.llm_model_path, settings.model_cache_dir
+    )
+    name = None if settings.llm_model_path else preset_info(settings.llm_preset)["id"]
+    return LocalChatModel(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, name=name)
+
+
+def as_llama_index_llm(
+    model: ChatModel, *, max_tokens: int = 512, temperature: float = 0.0
+) -> CustomLLM:
+    """``model`` as a llama-index LLM, so stock llama-index engines can use it."""
+    return _adapter_class()(model, max_tokens=max_tokens, temperature=temperature)
+
+
+@functools.cache
+def _adapter_class() -> type:
+    from llama_index.core.base.llms.types import (
+        ChatMessage,
+        ChatResponse,
+        CompletionResponse,
+        LLMMetadata,
+        MessageRole,
+    )
+    from llama_index.core.llms import CustomLLM
+    from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+    from pydantic import PrivateAttr
+
+    def to_dicts(messages: Any) -> Messages:
+        roles = {"system", "user", "assistant"}
+        out = []
+        for m in messages:
+            role = m.role.value if m.role.value in roles else "user"
+            out.append({"role": role, "content": m.content or ""})
+        return out
+
+    class ChatModelLLM(CustomLLM):
+        """A :class:`ChatModel` seen through llama-index's LLM interface."""
+
+        max_tokens: int = 512
+        temperature: float = 0.0
+        _model: ChatModel = PrivateAttr()
+
+        def __init__(self, model: ChatModel, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._model = model
+
+        @classmethod
+        def class_name(cls) -> str:
+            return "assistant_chat_model"
+
+        @property
+        def metadata(self) -> LLMMetadata:
+            return LLMMetadata(
+                context_window=self._model.context_window,
+                num_output=self.max_tokens,
+                is_chat_model=True,
+                model_name=self._model.name,
+            )
+
+        def _args(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+                "temperature": kwargs.get("temperature", self.temperature),
+                "stop": kwargs.get("stop"),
+            }
+
+        @llm_completion_callback()
+        def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
+            messages = [{"role": "user", "content": prompt}]
+            return CompletionResponse(text=self._model.complete(messages, **self._args(kwargs)))
+
+        @llm_completion_callback()
+        def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
+            messages = [{"role": "user", "content": prompt}]
+            args = self._args(kwargs)
+
+            def gen() -> Any:
+                text = ""
+                for piece in self._model.stream(messages, **args):
+                    text += piece
+                    yield CompletionResponse(text=text, delta=piece)
+
+            return gen()
+
+        @llm_chat_callback()
+        def chat(self, messages: Any, **kwargs: Any) -> Any:
+            text = self._model.complete(to_dicts(messages), **self._args(kwargs))
+            return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text))
+
+        @llm_chat_callback()
+        def stream_chat(self, messages: Any, **kwargs: Any) -> Any:
+            dicts = to_dicts(messages)
+            args = self._args(kwargs)
+
+            def gen() -> Any:
+                text = ""
+                for piece in self._model.stream(dicts, **args):
+                    text += piece
+                    yield ChatResponse(
+                        message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=piece
+                    )
+
+            return gen()
+
+    return ChatModelLLM

@@ -1,0 +1,345 @@
+"""Hybrid retrieval: dense vectors (Chroma via llama-index) plus BM25 (bm25s), fused by RRF.
+
+Chunks are folded into papers (one paper, one source number). BM25 finds exact names and
+acronyms ("HAWQ", "GaSNet-II") that a small dense model can miss; dense vectors find
+paraphrases that share no words with the paper. A paper is kept only when it is relevant
+enough by either signal, so a question the collection cannot answer retrieves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .embeddings import Embedder
+from .errors import ConfigError, IndexMissingError
+from .index import PaperIndex, date_number
+from .settings import Settings
+from .text import STOPWORDS
+from .types import Source
+
+__all__ = ["HybridRetriever", "Reranker", "Candidate", "parse_filters", "tokenize"]
+
+log = logging.getLogger(__name__)
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*")
+
+
+def _stem(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 tokens: lower-cased words; hyphenated names kept whole *and* split.
+
+    "GaSNet-II" gives ``gasnet-ii``, ``gasnet`` and ``ii`` so either spelling matches.
+    """
+    out: list[str] = []
+    for tok in _TOKEN.findall(text.lower()):
+        parts = re.split(r"[-.]", tok) if ("-" in tok or "." in tok) else []
+        if tok not in STOPWORDS:
+            out.append(_stem(tok))
+        out.extend(_stem(p) for p in parts if p and p not in STOPWORDS and not p.isdigit())
+    return out
+
+
+class Reranker(Protocol):
+    """The seam for a rerank step (no reranker model installs offline today)."""
+
+    def rerank(self, query: str, sources: list[Source]) -> list[Source]: ...
+
+
+@dataclass
+class Candidate:
+    """A paper found by retrieval, before it becomes a numbered :class:`Source`."""
+
+    paper_id: str
+    fused: float = 0.0
+    dense: float = -1.0
+    """Best cosine similarity of one of its chunks to the question."""
+    bm25_rank: int | None = None
+    bm25_score: float = 0.0
+    rare_match: bool = False
+    """One of its chunks contains a rare term of the question (an acronym, a name)."""
+    chunk_ids: list[str] = field(default_factory=list)
+
+
+class _BM25Cache:
+    """BM25 over every chunk, rebuilt when the collection changes (keyed by its metadata)."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._lock = threading.Lock()
+        self.model: Any = None
+        self.ids: list[str] = []
+        self.id_pos: dict[str, int] = {}
+        self.df: np.ndarray = np.zeros(0)
+
+    def get(self, index: PaperIndex) -> _BM25Cache:
+        col = index.collection
+        key = (id(index.client), index.settings.collection, (col.metadata or {}).get("updated"), col.count())
+        with self._lock:
+            if key != self._key:
+                import bm25s
+
+                started = time.perf_counter()
+                ids, docs, metas = index.all_chunks()
+                corpus = [tokenize(f"{m.get('title', '')}\n{d}") for d, m in zip(docs, metas)]
+                model = bm25s.BM25()
+                if corpus:
+                    model.index(corpus, show_progress=False)
+                self.model, self.ids = model, ids
+                self.id_pos = {cid: i for i, cid in enumerate(ids)}
+                self.df = np.diff(model.scores["indptr"]) if corpus else np.zeros(0)
+                self._key = key
+                log.info("BM25 index of %d chunks built in %.2f s", len(ids), time.perf_counter() - started)
+        return self
+
+
+def parse_filters(items: Sequence[str] | dict[str, Any] | None) -> dict[str, Any] | None:
+    """Metadata filters as a Chroma where-clause.
+
+    Accepts a where-clause as is, or ``KEY=VALUE``, ``KEY>=VALUE``, ``KEY<=VALUE`` strings.
+    Dates (``date>=2024-01-01``) compare as numbers (``date_num``); numbers stay numbers.
+    """
+    if not items:
+        return None
+    if isinstance(items, dict):
+        return items
+    clauses = []
+    for item in items:
+        m = re.match(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|!=|=|>|<)\s*(.*?)\s*$", item)
+        if not m:
+            raise ConfigError(f"filter {item!r} is not KEY=VALUE (also KEY>=VALUE, KEY<=VALUE)")
+        key, op, raw = m.groups()
+        value: Any = raw
+        if key in ("date", "date_num"):
+            key, value = "date_num", date_number(raw)
+            if value == 0:
+                raise ConfigError(f"filter {item!r}: write dates as YYYY, YYYY-MM or YYYY-MM-DD")
+            if op in ("<=", "<") and raw.count("-") < 2:  # "date<=2024" means until its end
+                value += 1231 if raw.count("-") == 0 else 31
+        elif re.fullmatch(r"-?\d+", raw):
+            value = int(raw)
+        elif re.fullmatch(r"-?\d*\.\d+", raw):
+            value = float(raw)
+        chroma_op = {"=": "$eq", "!=": "$ne", ">=": "$gte", "<=": "$lte", ">": "$gt", "<": "$lt"}[op]
+        clauses.append({key: {chroma_op: value}})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class HybridRetriever:
+    """Dense + BM25 retrieval over a :class:`PaperIndex`, folded into papers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        index: PaperIndex,
+        embedder: Embedder,
+        *,
+        reranker: Reranker | None = None,
+    ) -> None:
+        self.settings = settings
+        self.index = index
+        self.embedder = embedder
+        self.reranker = reranker
+        self._bm25 = _BM25Cache()
+        self._store: Any = None
+
+    @property
+    def vector_store(self) -> Any:
+        if self._store is None:
+            from llama_index.vector_stores.chroma import ChromaVectorStore
+
+            self._store = ChromaVectorStore(chroma_collection=self.index.collection)
+        return self._store
+
+    def ensure_ready(self) -> None:
+        """Open the index and build BM25 now (so the first question is not slower)."""
+        if self.index.collection.count() == 0:
+            raise IndexMissingError(
+                f"the index at {self.settings.describe_index()} holds no papers: run `python ingest.py`"
+            )
+        self._bm25.get(self.index)
+
+    # --- the two retrievers ---------------------------------------------------------------
+    def dense(self, query_vec: np.ndarray, k: int, where: dict | None) -> list[tuple[str, float, dict]]:
+        """(chunk id, cosine similarity, metadata), best first."""
+        from llama_index.core.vector_stores.types import VectorStoreQuery
+
+        q = VectorStoreQuery(query_embedding=[float(x) for x in query_vec], similarity_top_k=k)
+        kwargs = {"where": where} if where else {}
+        res = self.vector_store.query(q, **kwargs)
+        out = []
+        for node, sim in zip(res.nodes, res.similarities or []):
+            cosine = 1.0 + float(np.log(max(sim, 1e-12)))  # the store returns exp(-distance)
+            out.append((node.node_id, cosine, node.metadata))
+        return out
+
+    def bm25(self, query: str, k: int, where: dict | None) -> list[tuple[str, float, bool]]:
+        """(chunk id, BM25 score, matches a rare query term), best first, scores above zero.
+
+        A rare term is one that at most ``max(3, 0.5%)`` of the chunks contain: an acronym or a
+        method name, the kind of match that makes a paper relevant on its own.
+        """
+        cache = self._bm25.get(self.index)
+        if not cache.ids:
+            return []
+        vocab = cache.model.vocab_dict
+        tokens = list(dict.fromkeys(t for t in tokenize(query) if t in vocab))
+        if not tokens:
+            return []
+        rare_limit = max(3, int(0.005 * len(cache.ids)))
+        rare = [t for t in tokens if cache.df[vocab[t]] <= rare_limit]
+        mask = None
+        if where:
+            allowed = self.index.collection.get(where=where, include=[])["ids"]
+            mask = np.zeros(len(cache.ids), dtype=np.float32)
+            for cid in allowed:
+                pos = cache.id_pos.get(cid)
+                if pos is not None:
+                    mask[pos] = 1.0
+        k = min(k, len(cache.ids))
+        docs, scores = cache.model.retrieve(
+            [tokens], k=k, show_progress=False, weight_mask=mask, n_threads=1
+        )
+        rare_hits: set[int] = set()
+        if rare:
+            rdocs, rscores = cache.model.retrieve(
+                [rare], k=min(k, len(cache.ids)), show_progress=False, weight_mask=mask, n_threads=1
+            )
+            rare_hits = {int(d) for d, sc in zip(rdocs[0], rscores[0]) if float(sc) > 0}
+        return [
+            (cache.ids[int(d)], float(sc), int(d) in rare_hits)
+            for d, sc in zip(docs[0], scores[0])
+            if float(sc) > 0
+        ]
+
+    # --- fusion ---------------------------------------------------------------------------
+    def candidates(
+        self,
+        query: str,
+        *,
+        where: dict | None = None,
+        query_vec: np.ndarray | None = None,
+        boost_ids: Sequence[str] = (),
+    ) -> list[Candidate]:
+        """Papers ranked by reciprocal-rank fusion of dense and BM25 chunk rankings."""
+        s = self.settings
+        if query_vec is None:
+            query_vec = self.embedder.embed([query])[0]
+        dense = self.dense(query_vec, s.candidate_k, where)
+        sparse = self.bm25(query, s.candidate_k, where)
+        cands: dict[str, Candidate] = {}
+
+        def cand(chunk_id: str) -> Candidate:
+            pid = chunk_id.rsplit("#", 1)[0]
+            c = cands.get(pid)
+            if c is None:
+                c = cands[pid] = Candidate(pid)
+            if chunk_id not in c.chunk_ids:
+                c.chunk_ids.append(chunk_id)
+            return c
+
+        seen: set[str] = set()
+        for cid, cos, _ in dense:
+            c = cand(cid)
+            c.dense = max(c.dense, cos)
+            if c.paper_id not in seen:  # one fused contribution per paper per retriever
+                c.fused += s.dense_weight / (s.rrf_k + len(seen) + 1)
+                seen.add(c.paper_id)
+        seen = set()
+        for cid, score, rare in sparse:
+            c = cand(cid)
+            c.rare_match = c.rare_match or rare
+            if c.paper_id not in seen:
+                c.bm25_rank = len(seen) + 1
+                c.bm25_score = score
+                c.fused += s.bm25_weight / (s.rrf_k + c.bm25_rank)
+                seen.add(c.paper_id)
+        for pid in boost_ids:  # papers of the conversation so far (follow-up questions)
+            if pid in cands:
+                cands[pid].fused += 1.0 / (s.rrf_k + 1)
+        return sorted(cands.values(), key=lambda c: c.fused, reverse=True)
+
+    def relevant(self, c: Candidate) -> bool:
+        """Relevant enough to show the model: close in meaning, or a rare exact term."""
+        if c.dense >= self.settings.min_relevance:
+            return True
+        # A rare exact name (an acronym the dense model does not know) ranked high by BM25.
+        return c.rare_match and c.bm25_rank is not None and c.bm25_rank <= 3
+
+    def retrieve(
+        self,
+        query: str,
+        *,
+        top_k: int | None = None,
+        filters: Sequence[str] | dict[str, Any] | None = None,
+        boost_ids: Sequence[str] = (),
+    ) -> list[Source]:
+        """The ``top_k`` most relevant papers as unnumbered :class:`Source` objects."""
+        where = parse_filters(filters)
+        top_k = top_k or self.settings.top_k
+        cands = self.candidates(query, where=where, boost_ids=boost_ids)
+        kept = [c for c in cands if self.relevant(c)][:top_k]
+        sources = self.to_sources(kept)
+        if self.reranker is not None and sources:
+            sources = self.reranker.rerank(query, sources)
+        return sources
+
+    def to_sources(self, cands: Sequence[Candidate]) -> list[Source]:
+        chunks = self.index.chunks_of([c.paper_id for c in cands])
+        out = []
+        for c in cands:
+            items = chunks.get(c.paper_id) or []
+            if not items:
+                continue
+            meta = items[0][1]
+            abstract = _join_chunks([t for t, _ in items], self.settings)
+            extra = json.loads(meta["extra"]) if meta.get("extra") else {}
+            out.append(
+                Source(
+                    paper_id=c.paper_id,
+                    title=str(meta.get("title", "")),
+                    abstract=abstract,
+                    score=round(c.fused, 6),
+                    url=str(meta.get("url", "")),
+                    date=str(meta.get("date", "")),
+                    authors=str(meta.get("authors", "")),
+                    metadata={
+                        "dense": round(c.dense, 4),
+                        "bm25_rank": c.bm25_rank,
+                        "source": meta.get("source", ""),
+                        "categories": meta.get("categories", ""),
+                        **extra,
+                    },
+                )
+            )
+        return out
+
+
+def _join_chunks(texts: list[str], settings: Settings) -> str:
+    """The abstract from its chunks, without the overlap repeated."""
+    if len(texts) == 1:
+        return texts[0]
+    out = texts[0]
+    for t in texts[1:]:
+        overlap = 0
+        for size in range(min(len(out), len(t)), 20, -1):
+            if out.endswith(t[:size]):
+                overlap = size
+                break
+        out = out + ("" if overlap else " ") + t[overlap:]
+    return out

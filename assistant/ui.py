@@ -1,0 +1,535 @@
+"""The browser chat: a function of an :class:`Assistant`, launched only from an entry point.
+
+    from assistant import Assistant
+    from assistant.ui import build_app, serve
+    app = build_app(Assistant())        # builds, never launches
+    serve(Assistant(), port=7860)       # what ``assistant serve`` calls
+
+Answers stream token by token, then the verified text replaces the raw one, with the cited
+papers under it (click one to read its whole abstract). Nothing leaves the machine: no
+analytics, no share link unless asked for (with a password), no web fonts.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import AssistantError, ConfigError
+from .retrieval import parse_filters
+from .settings import SAMPLE_DIR
+from .types import Answer, Citation, Source
+from .verify import NO_ANSWER_TEXT, UNSUPPORTED_MARK
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from .assistant import Assistant
+
+__all__ = ["build_app", "launch", "serve", "render_answer", "SAMPLE_QUESTIONS"]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_QUESTIONS = (
+    "Which papers study grokking, and what do they find?",
+    "What does GaSNet-II predict besides the spectral class?",
+    "How does ZeroQ quantize a model without training data?",
+)
+"""Example questions shown on an empty chat when the index holds the sample collection."""
+
+ALL_FILES = "All files"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+PENDING_HTML = '<span class="pa-pending">Searching the papers…</span>'
+CURSOR = " ▍"
+
+CSS = """
+.gradio-container { max-width: 1180px !important; margin: 0 auto; }
+#pa-header h1 { font-size: 1.35rem; margin: 0; }
+#pa-header p { margin: 2px 0 0; color: var(--body-text-color-subdued); }
+#pa-chat .message { font-size: 0.97rem; line-height: 1.55; }
+.pa-pending { color: var(--body-text-color-subdued); font-style: italic; }
+.pa-unverified {
+  display: inline-block; padding: 0 6px; margin-left: 3px; border-radius: 9px;
+  font-size: 0.74em; font-weight: 600; line-height: 1.5; vertical-align: 0.1em;
+  background: #fff4d6; color: #8a5a00; border: 1px solid #f1c75b; white-space: nowrap;
+}
+.pa-notice {
+  padding: 8px 12px; border-left: 4px solid #9aa4b2; background: var(--background-fill-secondary);
+  border-radius: 6px;
+}
+.pa-error {
+  padding: 8px 12px; border-left: 4px solid #d14343; background: #fdecec; color: #7a1f1f;
+  border-radius: 6px; white-space: pre-wrap; word-break: break-word;
+}
+.pa-refs { margin-top: 12px; padding-top: 8px; border-top: 1px solid var(--border-color-primary); }
+.pa-refs-title {
+  font-size: 0.72rem; font-weight: 700; letter-spacing: 0.06em; text-transform: uppercase;
+  color: var(--body-text-color-subdued); margin-bottom: 4px;
+}
+details.pa-ref { margin: 6px 0; border-radius: 6px; }
+details.pa-ref > summary {
+  cursor: pointer; list-style: none; padding: 6px 8px; border-radius: 6px;
+  border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary);
+}
+details.pa-ref > summary::-webkit-details-marker { display: none; }
+details.pa-ref[open] > summary { border-bottom-left-radius: 0; border-bottom-right-radius: 0; }
+.pa-ref-num { font-weight: 700; color: var(--color-accent); margin-right: 4px; }
+.pa-ref-title { font-weight: 600; }
+.pa-ref-meta { display: block; font-size: 0.8em; color: var(--body-text-color-subdued); }
+.pa-ref-snippet {
+  display: block; margin-top: 3px; font-size: 0.88em; font-style: italic;
+  color: var(--body-text-color); opacity: 0.85;
+}
+.pa-ref-more { font-size: 0.78em; color: var(--color-accent); font-style: normal; }
+details.pa-ref[open] .pa-ref-more { display: none; }
+.pa-abstract {
+  padding: 8px 10px; font-size: 0.88em; border: 1px solid var(--border-color-primary);
+  border-top: none; border-radius: 0 0 6px 6px;
+}
+.pa-abstract mark { background: #fff1a8; padding: 0 1px; }
+details.pa-searched { margin-top: 8px; font-size: 0.85em; color: var(--body-text-color-subdued); }
+details.pa-searched summary { cursor: pointer; }
+details.pa-searched ol { margin: 4px 0 0 18px; }
+.pa-footer { margin-top: 8px; font-size: 0.78em; color: var(--body-text-color-subdued); }
+#pa-info { font-size: 0.86rem; }
+#pa-info code { font-size: 0.8rem; word-break: break-all; }
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# rendering (pure functions: Answer -> chat message HTML/Markdown)
+# --------------------------------------------------------------------------------------------
+
+
+def _esc(text: str) -> str:
+    return html.escape(text or "", quote=True)
+
+
+def _answer_body(text: str) -> str:
+    """The verified text, HTML-escaped, with the unsupported mark as a visible badge."""
+    badge = (
+        '<span class="pa-unverified" title="No retrieved abstract supports this sentence">'
+        "⚠ unverified</span>"
+    )
+    return _esc(text).replace(_esc(UNSUPPORTED_MARK), badge)
+
+
+def _highlight(abstract: str, snippet: str) -> str:
+    body = _esc(abstract)
+    snip = _esc(snippet.strip())
+    if snip and snip in body:
+        return body.replace(snip, f"<mark>{snip}</mark>", 1)
+    return body
+
+
+def _reference(c: Citation, source: Source | None) -> str:
+    title = _esc(c.title)
+    if c.url:
+        title = f'<a href="{_esc(c.url)}" target="_blank" rel="noopener noreferrer">{title}</a>'
+    meta = [m for m in (source.authors if source else "", source.date if source else "") if m]
+    meta_html = f'<span class="pa-ref-meta">{_esc(" · ".join(meta))}</span>' if meta else ""
+    snippet = c.snippet or (source.passages[0] if source and source.passages else "")
+    abstract = c.abstract or (source.abstract if source else "")
+    return (
+        '<details class="pa-ref"><summary>'
+        f'<span class="pa-ref-num">[{c.number}]</span><span class="pa-ref-title">{title}</span>'
+        f"{meta_html}"
+        f'<span class="pa-ref-snippet">“{_esc(snippet)}” '
+        '<span class="pa-ref-more">show abstract ▸</span></span>'
+        "</summary>"
+        f'<div class="pa-abstract">{_highlight(abstract, snippet)}</div>'
+        "</details>"
+    )
+
+
+def _searched(sources: Sequence[Source], label: str) -> str:
+    items = "".join(f"<li>{_esc(s.title)}</li>" for s in sources)
+    return (
+        f'<details class="pa-searched"><summary>{_esc(label)}</summary><ol>{items}</ol></details>'
+    )
+
+
+def _footer(answer: Answer, filters: Sequence[str]) -> str:
+    parts = []
+    if answer.sentences:
+        ok = sum(1 for s in answer.sentences if s.supported)
+        parts.append(f"{ok} of {len(answer.sentences)} statements verified")
+    total = answer.timings.get("total")
+    if total is not None:
+        parts.append(f"{total:.1f} s")
+    if answer.model:
+        parts.append(answer.model)
+    if filters:
+        parts.append("filters: " + ", ".join(filters))
+    return f'<div class="pa-footer">{_esc(" · ".join(parts))}</div>' if parts else ""
+
+
+def render_answer(answer: Answer, filters: Sequence[str] = ()) -> str:
+    """One chat message for a finished answer: text, references, and a small footer.
+
+    HTML blocks are written on one line each: the chat renders Markdown, where a blank line
+    would end an HTML block.
+    """
+    if not answer.answerable:
+        text = answer.text if answer.text.startswith(NO_ANSWER_TEXT) else NO_ANSWER_TEXT
+        out = f'<div class="pa-notice">{_esc(text)}</div>'
+        if filters:
+            out += '<div class="pa-footer">The side panel\'s filters narrowed the search.</div>'
+        if answer.sources:
+            n = len(answer.sources)
+            out += _searched(
+                answer.sources,
+                f"{n} paper{'s' if n != 1 else ''} searched; none supports an answer",
+            )
+        return out + _footer(answer, filters)
+    by_id = {s.paper_id: s for s in answer.sources}
+    out = _answer_body(answer.text)
+    if answer.citations:
+        refs = "".join(_reference(c, by_id.get(c.paper_id)) for c in answer.citations)
+        out += f'\n\n<div class="pa-refs"><div class="pa-refs-title">References</div>{refs}</div>'
+    cited = {c.paper_id for c in answer.citations}
+    rest = [s for s in answer.sources if s.paper_id not in cited]
+    if rest:
+        out += "\n\n" + _searched(rest, f"Also searched ({len(rest)})")
+    return out + "\n\n" + _footer(answer, filters)
+
+
+def _render_streaming(raw: str) -> str:
+    return _esc(raw) + CURSOR
+
+
+def _render_error(exc: BaseException) -> str:
+    if isinstance(exc, AssistantError):
+        msg = str(exc)
+    else:
+        msg = f"unexpected error ({type(exc).__name__}: {exc}); the server log has the details"
+    return f'<div class="pa-error">⚠ {_esc(msg)}</div>'
+
+
+# --------------------------------------------------------------------------------------------
+# what is answering
+# --------------------------------------------------------------------------------------------
+
+
+def _read_info(assistant: Assistant) -> dict[str, Any]:
+    try:
+        return assistant.info()
+    except AssistantError as exc:
+        return {"error": str(exc)}
+
+
+def _info_markdown(info: dict[str, Any]) -> str:
+    if "error" in info:
+        return f"**What is answering**\n\n⚠ {info['error']}"
+    return "\n".join(
+        [
+            "**What is answering**",
+            "",
+            f"- Model: `{info.get('model')}`",
+            f"- Papers: **{info.get('papers')}** ({info.get('chunks')} chunks)",
+            f"- Embedder: `{info.get('embed_model')}`",
+            f"- Index: `{info.get('index')}` (collection `{info.get('collection')}`)",
+        ]
+    )
+
+
+def _source_files(assistant: Assistant) -> list[str]:
+    try:
+        _, _, metas = assistant.retriever.index.all_chunks()
+    except AssistantError as exc:
+        log.warning("cannot list the index's source files: %s", exc)
+        return []
+    return sorted({str(m.get("source")) for m in metas if m.get("source")})
+
+
+def _default_examples(files: Sequence[str]) -> list[str]:
+    sample = {p.name for p in SAMPLE_DIR.glob("*.txt")}
+    return list(SAMPLE_QUESTIONS) if files and set(files) <= sample else []
+
+
+def _filters(date_from: str | None, date_to: str | None, source: str | None) -> list[str]:
+    out = []
+    if date_from and date_from.strip():
+        out.append(f"date>={date_from.strip()}")
+    if date_to and date_to.strip():
+        out.append(f"date<={date_to.strip()}")
+    if source and source != ALL_FILES:
+        out.append(f"source={source}")
+    parse_filters(out)  # a bad date is a ConfigError shown in the chat
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the app
+# --------------------------------------------------------------------------------------------
+
+
+def build_app(
+    assistant: Assistant,
+    *,
+    concurrency: int | None = None,
+    examples: Sequence[str] | None = None,
+    title: str = "Paper Assistant",
+) -> gr.Blocks:
+    """The chat app for ``assistant`` (built, not launched; see :func:`launch`).
+
+    ``concurrency`` is how many questions are answered at once (default: what the LLM says it
+    can take, 1 for an in-process model). ``examples`` are shown on an empty chat (default:
+    :data:`SAMPLE_QUESTIONS` when the index holds the sample collection).
+    """
+    import gradio as gr
+
+    if concurrency is None:
+        try:
+            concurrency = assistant.llm.max_concurrency
+        except AssistantError as exc:  # shown again, readably, on the first question
+            log.warning("cannot load the LLM yet: %s", exc)
+            concurrency = 1
+    files = _source_files(assistant)
+    info = _read_info(assistant)
+    if examples is None:
+        examples = _default_examples(files)
+    export_dir = Path(tempfile.mkdtemp(prefix="paper-assistant-ui-"))
+    top_k_default = max(1, min(10, assistant.settings.top_k))
+
+    def respond(
+        question: str,
+        chat: list[dict[str, Any]] | None,
+        answers: list[Answer] | None,
+        top_k: float,
+        date_from: str,
+        date_to: str,
+        source: str,
+    ) -> Iterator[tuple[Any, ...]]:
+        question = " ".join((question or "").split())
+        chat = list(chat or [])
+        answers = list(answers or [])
+        if not question:
+            yield gr.update(), chat, answers, gr.update()
+            return
+        chat += [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": PENDING_HTML},
+        ]
+        yield gr.Textbox(value="", submit_btn=False, stop_btn=True), chat, answers, gr.update()
+        raw = ""
+        try:
+            filters = _filters(date_from, date_to, source)
+            for item in assistant.stream(
+                question, top_k=int(top_k), filters=filters or None, history=answers
+            ):
+                if isinstance(item, Answer):
+                    chat[-1] = {"role": "assistant", "content": render_answer(item, filters)}
+                    answers.append(item)
+                    path = _export(export_dir, item)
+                    yield (
+                        gr.update(),
+                        chat,
+                        answers,
+                        gr.DownloadButton(value=path, interactive=True),
+                    )
+                else:
+                    raw += item
+                    chat[-1] = {"role": "assistant", "content": _render_streaming(raw)}
+                    yield gr.update(), chat, answers, gr.update()
+        except AssistantError as exc:
+            log.info("question failed: %s", exc)
+            chat[-1] = {"role": "assistant", "content": _render_error(exc)}
+            yield gr.update(), chat, answers, gr.update()
+        except Exception as exc:  # the edge: show it, log it, keep serving
+            log.exception("unexpected error while answering %r", question)
+            chat[-1] = {"role": "assistant", "content": _render_error(exc)}
+            yield gr.update(), chat, answers, gr.update()
+
+    def ready() -> Any:
+        return gr.Textbox(submit_btn=True, stop_btn=False)
+
+    def pick_example(evt: gr.SelectData) -> str:
+        value = evt.value
+        return str(value.get("text", "") if isinstance(value, dict) else value)
+
+    def new_chat() -> tuple[Any, ...]:
+        return (
+            [],
+            [],
+            gr.Textbox(value="", submit_btn=True, stop_btn=False),
+            gr.DownloadButton(value=None, interactive=False),
+        )
+
+    placeholder = (
+        f"### Ask about the papers\n{_papers_phrase(info)}"
+        "Every statement in an answer cites the abstract it comes from; "
+        "what no abstract supports is marked *unverified*."
+    )
+    with gr.Blocks(title=title, analytics_enabled=False, fill_height=True) as app:
+        answers_state = gr.State([])
+        with gr.Sidebar(label="Settings", open=True, width=330):
+            gr.Markdown(f"## {_esc(title)}")
+            top_k = gr.Slider(
+                1, 10, value=top_k_default, step=1, label="Sources per answer",
+                info="How many papers the model reads",
+            )  # fmt: skip
+            with gr.Group():
+                date_from = gr.Textbox(
+                    label="Published from", placeholder="YYYY-MM-DD", max_lines=1
+                )
+                date_to = gr.Textbox(label="Published until", placeholder="YYYY-MM-DD", max_lines=1)
+                source = gr.Dropdown(
+                    [ALL_FILES, *files], value=ALL_FILES, label="Source file", filterable=True
+                )
+            gr.Markdown(_info_markdown(info), elem_id="pa-info")
+        with gr.Row(elem_id="pa-header"):
+            gr.Markdown(
+                f"# {_esc(title)}\nQuestions answered from the indexed abstracts, "
+                "with checked citations."
+            )
+        chatbot = gr.Chatbot(
+            elem_id="pa-chat",
+            show_label=False,
+            scale=1,
+            height=None,
+            min_height=420,
+            buttons=["copy", "copy_all"],
+            placeholder=placeholder,
+            examples=[{"text": q} for q in examples] or None,
+            feedback_options=None,
+            group_consecutive_messages=False,
+            layout="bubble",
+        )
+        question = gr.Textbox(
+            show_label=False,
+            placeholder="Ask a question about the papers…",
+            submit_btn=True,
+            stop_btn=False,
+            max_lines=6,
+            autofocus=True,
+            elem_id="pa-question",
+        )
+        with gr.Row():
+            clear = gr.Button("New chat", variant="secondary", size="sm", elem_id="pa-new-chat")
+            download = gr.DownloadButton(
+                "Download Markdown", value=None, interactive=False, size="sm", elem_id="pa-download"
+            )
+
+        ask_inputs = [question, chatbot, answers_state, top_k, date_from, date_to, source]
+        ask_outputs = [question, chatbot, answers_state, download]
+        submitted = question.submit(
+            respond, ask_inputs, ask_outputs, api_name="ask", show_progress="hidden"
+        )
+        submitted.then(ready, None, question, queue=False, api_visibility="undocumented")
+        example = chatbot.example_select(
+            pick_example, None, question, queue=False, api_visibility="undocumented"
+        ).then(
+            respond, ask_inputs, ask_outputs, show_progress="hidden", api_visibility="undocumented"
+        )
+        example.then(ready, None, question, queue=False, api_visibility="undocumented")
+        question.stop(None, None, None, cancels=[submitted, example], api_visibility="undocumented")
+        clear.click(
+            new_chat,
+            None,
+            [chatbot, answers_state, question, download],
+            cancels=[submitted, example],
+            queue=False,
+            api_visibility="undocumented",
+        )
+    app.queue(default_concurrency_limit=max(1, int(concurrency)))
+    return app
+
+
+def _papers_phrase(info: dict[str, Any]) -> str:
+    papers = info.get("papers")
+    return f"{papers} papers indexed. " if papers else ""
+
+
+def _export(folder: Path, answer: Answer) -> str:
+    """Write the answer (with its bibliography) as Markdown for the download button."""
+    sub = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=folder))
+    path = sub / "answer.md"
+    path.write_text(answer.to_markdown(), encoding="utf-8")
+    return str(path)
+
+
+def _theme() -> Any:
+    import gradio as gr
+
+    # System fonts only: a GoogleFont would make every browser fetch fonts.googleapis.com.
+    return gr.themes.Default(
+        primary_hue="indigo",
+        secondary_hue="blue",
+        neutral_hue="slate",
+        font=("ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica Neue", "sans-serif"),
+        font_mono=("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"),
+    )
+
+
+def _check_exposure(host: str, auth: tuple[str, str] | None, share: bool) -> None:
+    if (host not in LOCAL_HOSTS or share) and not auth:
+        where = "a public share link" if share else f"host {host!r}"
+        raise ConfigError(
+            f"refusing to serve on {where} without a password: anyone who can reach it could "
+            "use the assistant. Pass --share-auth USER:PASS, or bind 127.0.0.1 (the default)"
+        )
+
+
+def launch(
+    app: gr.Blocks,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: tuple[str, str] | None = None,
+    share: bool = False,
+    block: bool = True,
+) -> str:
+    """Launch a built app with the assistant's theme and CSS; returns the local URL.
+
+    With ``block=False`` it returns at once and serves in the background (``app.close()``
+    stops it). A non-local ``host`` or ``share=True`` needs ``auth``.
+    """
+    _check_exposure(host, auth, share)
+    if share:
+        log.warning("share=True: Gradio will open a public tunnel through gradio.live")
+    _, local_url, _ = app.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        share=share,
+        prevent_thread_lock=not block,
+        show_error=False,
+        quiet=True,
+        ssr_mode=False,
+        pwa=False,
+        mcp_server=False,
+        enable_monitoring=False,
+        footer_links=["api", "settings"],
+        theme=_theme(),
+        css=CSS,
+    )
+    return str(local_url or f"http://{host}:{port}/")
+
+
+def serve(
+    assistant: Assistant,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: tuple[str, str] | None = None,
+    share: bool = False,
+) -> None:
+    """Build the chat for ``assistant`` and serve it until interrupted (``assistant serve``).
+
+    Binds 127.0.0.1 by default; any other host (or a share link) requires ``auth``, else
+    :class:`ConfigError`. Gradio's analytics are off.
+    """
+    _check_exposure(host, auth, share)
+    # The entry point's edge: Gradio reads this when first imported.
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    assistant.warm_up()
+    app = build_app(assistant)
+    log.info("serving the chat on http://%s:%d/", host, port)
+    launch(app, host=host, port=port, auth=auth, share=share, block=True)

@@ -1,0 +1,716 @@
+"""Check every sentence of a generated answer against the retrieved abstracts.
+
+Small local models cite badly and sometimes answer from memory. :func:`verify_answer` parses
+the model's citation markers, scores each sentence against each source with cheap,
+deterministic signals (embedding similarity, shared content terms, matching numbers), keeps
+the citations the sources support, adds missing ones, marks or drops sentences no source
+supports, and renumbers the cited papers 1..m in order of first appearance.
+
+No language model is called here: this runs on every answer and must stay fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant.errors import InputError
+from assistant.text import content_terms, normalize_text, numbers_in, split_sentences
+from assistant.types import Citation, SentenceCheck, Source
+
+__all__ = [
+    "UNSUPPORTED_MARK",
+    "NO_ANSWER_TEXT",
+    "Verified",
+    "verify_answer",
+    "support_scores",
+    "is_refusal",
+    "parse_markers",
+]
+
+log = logging.getLogger(__name__)
+
+Embed = Callable[[list[str]], np.ndarray]
+
+UNSUPPORTED_MARK = "[unverified]"
+NO_ANSWER_TEXT = "The papers in this collection do not answer this question."
+
+# --- score model -------------------------------------------------------------------------
+# score = sigmoid(W_SIM * sim + W_TERMS * terms + BIAS), times NUMBER_PENALTY when a number in
+# the sentence is not in the source. sim: best cosine (all-MiniLM-L6-v2) between the sentence
+# and the title or an abstract sentence; terms: share of the sentence's content terms found in
+# the source. Fitted by logistic regression on evals/data/judge_pairs.jsonl (weighted 5x) plus
+# SciFact claims (supported claim vs its abstract, any claim vs a random abstract), so 0.5 is
+# the decision boundary. On judge_pairs: 20/20 supported kept, 13/20 unsupported rejected
+# (all wrong numbers caught; contradictions and overclaims on the right topic are not).
+W_SIM = 8.0
+W_TERMS = 3.8
+BIAS = -7.3
+NUMBER_PENALTY = 0.3
+"""Factor applied when the sentence has a number the source lacks (keeps it under 0.5)."""
+SECOND_CITATION_MARGIN = 0.05
+EXTRA_UNITS = 4
+"""Abstract sentences embedded per source (besides the title) when no passages are given."""
+MAX_PASSAGE_UNITS = 3
+"""Passages (sentences the model was shown) embedded per source."""
+EXTRA_UNITS_WITH_PASSAGES = 1
+"""Other abstract sentences embedded per source when passages are given."""
+MIN_SHARED_TERMS = 1
+
+# --- markers -----------------------------------------------------------------------------
+_LABEL = r"(?:sources?|papers?|refs?\.?|references?|docs?|documents?|abstracts?|articles?)"
+_NUM = rf"(?:{_LABEL}\s*)?#?\d{{1,3}}"
+_SEP = r"(?:\s*(?:[,;&]|and|[-–—]|to)\s*|\s+)"
+_LIST = rf"{_NUM}(?:{_SEP}{_NUM})*"
+_BRACKET = re.compile(rf"(?:\[\s*({_LIST})\s*\]|【\s*({_LIST})\s*】)", re.IGNORECASE)
+_PAREN = re.compile(rf"\(\s*({_LIST})\s*\)", re.IGNORECASE)
+_LEAD = re.compile(rf"^\s*\**({_LABEL}\s*#?\d{{1,3}}(?:{_SEP}{_NUM})*)\**\s*[:.\-–—]\s*", re.I)
+_RANGE = re.compile(rf"({_NUM})\s*(?:[-–—]|to)\s*({_NUM})", re.IGNORECASE)
+_INT = re.compile(r"\d+")
+_LEAD_PHRASE = re.compile(
+    r"(?:^|(?<=[.!?] ))(?:according to|as (?:shown|reported|described|noted|stated|found) "
+    r"(?:in|by)|in|see|from)\s*$",
+    re.IGNORECASE,
+)
+_COMMA = re.compile(r"\s*,\s*(?=\w)")
+_LIST_ITEM = re.compile(r"^(\s*(?:[-*•+]|\d{1,3}[.)])\s+)(.*)$")
+_HEADING = re.compile(r"^\s*(?:#{1,6}\s|\*\*[^*]+\*\*:?\s*$)")
+_FINAL_PUNCT = re.compile(r"\s*([.!?:;…]+[\"'”’)\]]*)\s*$")
+
+
+def _numbers_of(spec: str) -> list[int]:
+    """``"1, 2"`` -> [1, 2]; ``"1-3"`` -> [1, 2, 3]; ``"Source 2 and Source 4"`` -> [2, 4]."""
+    out: list[int] = []
+    pos = 0
+    for m in _RANGE.finditer(spec):
+        out += [int(x) for x in _INT.findall(spec[pos : m.start()])]
+        a, b = int(_INT.findall(m.group(1))[0]), int(_INT.findall(m.group(2))[0])
+        out += list(range(a, b + 1)) if 0 < b - a <= 20 else [a, b]
+        pos = m.end()
+    out += [int(x) for x in _INT.findall(spec[pos:])]
+    return out
+
+
+@dataclass
+class _Marker:
+    offset: int
+    numbers: list[int]
+    leading: bool = False
+    """"Source 2: ..." at the start of a line: cites every sentence of the line."""
+    forward: bool = False
+    """"According to [2], ...": cites the sentence that follows."""
+
+
+def parse_markers(text: str, valid: Sequence[int]) -> tuple[str, list[_Marker]]:
+    """Remove citation markers from one line of text.
+
+    Returns the text without markers (whitespace collapsed) and the markers, each with its
+    character offset in the returned text and the valid source numbers it names. Bracketed
+    markers are always removed (numbers that are not sources are ignored); a parenthesised
+    number is taken for a marker only when every number in it is a source and it is not an
+    enumeration like ``(1) the encoder``.
+    """
+    valid_set = set(valid)
+    text = " ".join(text.split())
+    markers: list[_Marker] = []
+    lead = _LEAD.match(text)
+    if lead:
+        markers.append(_Marker(0, _valid(_numbers_of(lead.group(1)), valid_set), leading=True))
+        text = text[lead.end() :]
+
+    spans: list[tuple[int, int, list[int], bool]] = []
+    for m in _BRACKET.finditer(text):
+        nums = _numbers_of(m.group(1) or m.group(2))
+        if 0 in nums:  # "[0, 1]" is an interval, not a citation
+            continue
+        phrase = _LEAD_PHRASE.search(text, 0, m.start())
+        comma = _COMMA.match(text, m.end())
+        if phrase and comma:  # "According to [1], the ..." -> "The ... [1]"
+            spans.append((phrase.start(), comma.end(), _valid(nums, valid_set), True))
+        else:
+            spans.append((m.start(), m.end(), _valid(nums, valid_set), False))
+    for m in _PAREN.finditer(text):
+        nums = _numbers_of(m.group(1))
+        labelled = bool(re.search(_LABEL, m.group(1), re.IGNORECASE))
+        after = text[m.end() :].lstrip()
+        at_end = not after or after[0] in ".,;:!?)[(【"
+        if nums and all(n in valid_set for n in nums) and (labelled or at_end):
+            spans.append((m.start(), m.end(), nums, False))
+    spans.sort()
+
+    clean: list[str] = []
+    length = 0
+    last = 0
+    upper_next = False
+    for start, end, nums, forward in spans:
+        if start < last:
+            continue
+        piece = text[last:start]
+        piece = piece[:1].upper() + piece[1:] if upper_next else piece
+        piece = piece.rstrip()
+        clean.append(piece)
+        length += len(piece)
+        markers.append(_Marker(length, nums, forward=forward))
+        nxt = text[end : end + 1]
+        if nxt and not nxt.isspace() and nxt not in ".,;:!?)]}" and piece:
+            clean.append(" ")
+            length += 1
+        upper_next = forward
+        last = end
+    tail = text[last:]
+    clean.append(tail[:1].upper() + tail[1:] if upper_next else tail)
+    out = "".join(clean)
+    # "[1] [2]." leaves "  ." behind; collapse without moving offsets past their sentence.
+    collapsed, markers = _collapse(out, markers)
+    return collapsed, markers
+
+
+def _valid(nums: list[int], valid: set[int]) -> list[int]:
+    return [n for n in nums if n in valid]
+
+
+def _collapse(text: str, markers: list[_Marker]) -> tuple[str, list[_Marker]]:
+    """Collapse runs of spaces and spaces before punctuation, remapping marker offsets."""
+    keep = []
+    mapping = [0] * (len(text) + 1)
+    for i, ch in enumerate(text):
+        mapping[i] = len(keep)
+        if ch == " " and (
+            not keep or keep[-1] == " " or text[i + 1 : i + 2] in (".", ",", ";", ":", "!", "?", "")
+        ):
+            continue
+        keep.append(ch)
+    mapping[len(text)] = len(keep)
+    out = "".join(keep)
+    stripped = out.lstrip()
+    shift = len(out) - len(stripped)
+    moved = [
+        _Marker(max(0, mapping[m.offset] - shift), m.numbers, m.leading, m.forward) for m in markers
+    ]
+    return stripped.rstrip(), moved
+
+
+# --- refusals and filler -------------------------------------------------------------------
+_SRC = (
+    r"(?:sources?|papers?|abstracts?|context|collection|documents?|passages?|excerpts?|"
+    r"articles?|provided (?:information|material|text))"
+)
+_REFUSAL = [
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        rf"\b{_SRC}\b[^.]*\b(?:do|does|did)(?: not|n't|\s+not)\s+(?:\w+\s+)?(?:mention|say|provide|contain|"
+        r"answer|discuss|address|include|report|specify|state|give|cover|describe|offer|"
+        r"explain|indicate|mention)",
+        rf"\bno (?:information|mention|details?|data|evidence|answer)\b[^.]*\b{_SRC}\b",
+        rf"\b{_SRC}\b[^.]*\b(?:contain|provide|give|include|offer|has|have)s? no\b",
+        r"\bcan(?:not|'t| not) be (?:answered|determined|found)\b",
+        r"\b(?:unable|not able) to (?:answer|find|determine|locate)\b",
+        rf"\bnot (?:found|covered|mentioned|discussed|addressed|available|provided|specified|"
+        rf"stated|reported|described|included) (?:in|by) (?:the|these|any|this|those)\b[^.]*\b{_SRC}\b",
+        r"\bI (?:do not|don't|dont) know\b",
+        r"\bI (?:cannot|can't|can not|could not|couldn't) (?:answer|find|determine|tell)\b",
+        rf"\b(?:none|neither) of the (?:\w+ )?{_SRC}\b",
+        r"\b(?:insufficient|not enough) information\b",
+        r"\bthere is no (?:information|mention|answer)\b",
+    )
+]
+_DISCOURSE = frozenset(
+    """say said tell tells told here following summary summarize summarise answer question
+    source collection abstract provided given regarding according information context below
+    key point main finding overall briefly describe mention note
+    let take look relevant related excerpt passage discuss""".split()
+)
+
+
+def is_refusal(text: str) -> bool:
+    """Whether the text says the sources do not answer the question.
+
+    For a single sentence: whether it is a refusal. For a whole answer: whether every
+    sentence that carries content is one (an answer that declines one point but answers
+    another is not a refusal).
+    """
+    units = [s for line in text.splitlines() for s in split_sentences(parse_markers(line, [])[0])]
+    content = [s for s in units if _is_refusal_sentence(s) or not _is_filler(s)]
+    return bool(content) and all(_is_refusal_sentence(s) for s in content)
+
+
+def _is_refusal_sentence(sentence: str) -> bool:
+    return any(p.search(sentence) for p in _REFUSAL)
+
+
+def _is_filler(sentence: str) -> bool:
+    """A sentence with no claim in it ("Here is what the papers say:")."""
+    terms = content_terms(sentence) - _DISCOURSE
+    if not terms:
+        return True
+    short_intro = sentence.rstrip().endswith(":") and len(sentence.split()) <= 12
+    return short_intro and not numbers_in(sentence)
+
+
+# --- scoring -------------------------------------------------------------------------------
+_SUFFIXES = "ations ation ings ing ities ity ness ies ers er ed es ly al s".split()
+
+
+def _stem(term: str) -> str:
+    for suf in _SUFFIXES:
+        if len(term) - len(suf) >= 4 and term.endswith(suf):
+            return term[: -len(suf)]
+    return term
+
+
+def _claim_numbers(sentence: str) -> set[str]:
+    """Numbers a source must contain: all but small plain integers (``3 layers``, ``2``)."""
+    out = set()
+    for n in numbers_in(sentence):
+        if n.isdigit() and int(n) < 10:
+            continue
+        out.add(n)
+    return out
+
+
+def _num_key(n: str) -> str:
+    n = n.rstrip("%")
+    if "." in n:
+        n = n.rstrip("0").rstrip(".")
+    return n
+
+
+@dataclass
+class _SourceView:
+    """What the scorer needs from one source, computed once per answer."""
+
+    title: str
+    sentences: list[str]
+    """Abstract sentences."""
+    passages: list[str]
+    """Sentences the model was shown (when the caller says which)."""
+    sentence_stems: list[set[str]]
+    stems: set[str]
+    numbers: set[str]
+
+
+def _stems(text: str) -> set[str]:
+    return {_stem(t) for t in content_terms(text)}
+
+
+def _views(sources: Sequence[Source]) -> list[_SourceView]:
+    views = []
+    for src in sources:
+        abstract = normalize_text(src.abstract)
+        title = normalize_text(src.title)
+        sentences = split_sentences(abstract)
+        passages = [q for q in (normalize_text(p) for p in src.passages) if q]
+        extra = [p for p in passages if p not in abstract]
+        body = " ".join([title, abstract, *extra])
+        views.append(
+            _SourceView(
+                title=title,
+                sentences=sentences + extra,
+                passages=list(dict.fromkeys(passages)),
+                sentence_stems=[_stems(x) for x in sentences + extra],
+                stems=_stems(body),
+                numbers={_num_key(n) for n in numbers_in(body)},
+            )
+        )
+    return views
+
+
+def _select_units(claims: Sequence[str], view: _SourceView) -> list[str]:
+    """The texts of one source to embed: the title and the sentences claims may rest on.
+
+    Embedding every abstract sentence is the slow part on a small CPU, so per source only
+    the title, up to MAX_PASSAGE_UNITS of the passages the model was shown and a few other
+    abstract sentences are embedded, taking for each claim in turn the sentence that shares
+    the most content terms with it.
+    """
+    ranked: list[list[int]] = []
+    for claim in claims:
+        cs = _stems(claim)
+        overlaps = [len(cs & ss) for ss in view.sentence_stems]
+        order = sorted(range(len(overlaps)), key=lambda k: (-overlaps[k], k))
+        ranked.append([k for k in order if overlaps[k] >= MIN_SHARED_TERMS])
+    picked: list[int] = []  # round robin over the claims
+    for depth in range(max((len(r) for r in ranked), default=0)):
+        picked += [r[depth] for r in ranked if depth < len(r) and r[depth] not in picked]
+    shown = set(view.passages)
+    texts = [view.sentences[k] for k in picked]
+    extra = EXTRA_UNITS_WITH_PASSAGES if shown else EXTRA_UNITS
+    units = [view.title] if view.title else []
+    units += [t for t in texts if t in shown][:MAX_PASSAGE_UNITS]
+    units += [t for t in texts if t not in shown][:extra]
+    return units
+
+
+class _VectorCache:
+    """Vectors of source sentences, per embedder, so a paper seen twice costs nothing."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._owners: dict[tuple[int, int], object] = {}  # strong refs: ids stay unique
+        self._vectors: OrderedDict[tuple[tuple[int, int], str], np.ndarray] = OrderedDict()
+
+    def _key(self, embed: Embed) -> tuple[int, int]:
+        # ``obj.method`` is a new object on every access: key bound methods by their parts.
+        owner = getattr(embed, "__self__", embed)
+        key = (id(owner), id(getattr(embed, "__func__", None)))
+        if key not in self._owners:
+            if len(self._owners) >= 4:
+                self._owners.clear()
+                self._vectors.clear()
+            self._owners[key] = owner
+        return key
+
+    def embed(self, embed: Embed, fresh: list[str], cached: list[str]) -> np.ndarray:
+        """Vectors for ``fresh + cached`` (in that order), embedding in one call what is new."""
+        with self._lock:
+            key = self._key(embed)
+            known = {t: self._vectors[(key, t)] for t in cached if (key, t) in self._vectors}
+        todo = list(dict.fromkeys(t for t in cached if t not in known))
+        texts = fresh + todo
+        vectors = np.asarray(embed(texts), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+            raise InputError(
+                f"the embedder returned shape {vectors.shape} for {len(texts)} texts; "
+                "pass an embed function that returns one row per text"
+            )
+        known.update(zip(todo, vectors[len(fresh) :], strict=True))
+        with self._lock:
+            for t in cached:
+                self._vectors[(key, t)] = known[t]
+                self._vectors.move_to_end((key, t))
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+        return np.vstack([vectors[: len(fresh)], *[known[t][None, :] for t in cached]])
+
+
+_CACHE = _VectorCache()
+
+
+def _score_matrix(
+    sentences: Sequence[str], views: Sequence[_SourceView], embed: Embed
+) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
+    """Scores [n_sentences, n_sources], the texts embedded per source, and per pair the index
+    of the best abstract sentence among them."""
+    n, k = len(sentences), len(views)
+    scores = np.zeros((n, k), dtype=np.float64)
+    best_unit = np.zeros((n, k), dtype=np.int64)
+    units = [_select_units(sentences, v) for v in views]
+    flat = [u for us in units for u in us]
+    if n == 0 or not flat:
+        return scores, units, best_unit
+    vectors = _CACHE.embed(embed, list(sentences), flat)
+    sims = vectors[:n] @ vectors[n:].T
+    pos = 0
+    for j, view in enumerate(views):
+        width = len(units[j])
+        if width == 0:
+            continue
+        block = sims[:, pos : pos + width]
+        pos += width
+        best_sim = block.max(axis=1)
+        # The snippet is the abstract sentence most like the claim, preferring one that holds
+        # the claim's numbers; the title counts for the score only.
+        skip = 1 if view.title and width > 1 else 0
+        unit_numbers = [{_num_key(x) for x in numbers_in(u)} for u in units[j]]
+        for i, sentence in enumerate(sentences):
+            scores[i, j] = _combine(float(best_sim[i]), sentence, view)
+            wanted = {_num_key(x) for x in _claim_numbers(sentence)}
+            bonus = np.array([0.3 if wanted and wanted <= un else 0.0 for un in unit_numbers])
+            best_unit[i, j] = int((block[i] + bonus)[skip:].argmax()) + skip
+    return scores, units, best_unit
+
+
+def _term_share(sentence: str, view: _SourceView) -> float:
+    stems = _stems(sentence)
+    if not stems:
+        return 0.0
+    return len(stems & view.stems) / len(stems)
+
+
+def _combine(sim: float, sentence: str, view: _SourceView) -> float:
+    z = W_SIM * sim + W_TERMS * _term_share(sentence, view) + BIAS
+    score = 1.0 / (1.0 + math.exp(-z))
+    wanted = {_num_key(x) for x in _claim_numbers(sentence)}
+    if wanted - view.numbers:
+        score *= NUMBER_PENALTY
+    return round(score, 4)
+
+
+def support_scores(sentences: list[str], sources: list[Source], embed: Embed) -> np.ndarray:
+    """How well each source supports each sentence: an array [n_sentences, n_sources] in 0..1.
+
+    Combines the best cosine similarity between the sentence and the source's title or any
+    abstract sentence, the share of the sentence's content terms found in the source, and a
+    strong penalty when the sentence has a number (other than a small integer) the source
+    lacks. All texts are embedded in one call. 0.5 separates supported from unsupported.
+    """
+    scores, _, _ = _score_matrix(sentences, _views(sources), embed)
+    return scores
+
+
+# --- the verifier --------------------------------------------------------------------------
+@dataclass
+class Verified:
+    """The checked answer."""
+
+    text: str
+    """Final answer text with consecutive [1], [2] markers."""
+    citations: list[Citation] = field(default_factory=list)
+    """Exactly the cited papers, numbered as in ``text``, in order of first appearance."""
+    sentences: list[SentenceCheck] = field(default_factory=list)
+    """One verdict per sentence that makes a claim (filler and refusals are not checked)."""
+    answerable: bool = True
+
+
+@dataclass
+class _Sentence:
+    text: str
+    model_cites: list[int]
+    kind: str = "claim"  # claim | filler | refusal
+    keep: list[int] = field(default_factory=list)
+    """Chosen source numbers (prompt numbering)."""
+    score: float = 0.0
+    supported: bool = False
+    index: int = -1
+
+
+@dataclass
+class _Unit:
+    prefix: str
+    sentences: list[_Sentence]
+    raw: str = ""
+    gap_before: str = ""
+    """'' for the first unit, '\\n' within a block, '\\n\\n' after a blank line."""
+
+
+_REFS_HEADING = re.compile(
+    r"^\s*(?:#+\s*)?\**(?:references|sources|bibliography|citations|works cited)\**:?\**\s*$",
+    re.IGNORECASE,
+)
+
+
+def _parse(raw_text: str, valid: Sequence[int]) -> list[_Unit]:
+    """Split the answer into units (lines: paragraphs, list items, headings) of sentences.
+
+    Each line is its own unit, so the layout survives and a leading "Source 2:" applies to
+    its line only. A trailing reference list the model wrote itself is dropped (the caller builds one).
+    """
+    lines = raw_text.splitlines()
+    for i, line in enumerate(lines):
+        if _REFS_HEADING.match(line):
+            rest = [x for x in lines[i + 1 :] if x.strip()]
+            if all(_LIST_ITEM.match(x) or _BRACKET.match(x.strip()) for x in rest):
+                lines = lines[:i]
+                break
+    units: list[_Unit] = []
+    gap = ""  # separator before the next unit
+    for line in lines:
+        if not line.strip():
+            gap = "\n\n" if units else ""
+            continue
+        item = _LIST_ITEM.match(line)
+        if item:
+            units.append(_unit(item.group(1).lstrip(), item.group(2), valid, gap))
+        elif _HEADING.match(line):
+            units.append(_Unit(prefix="", sentences=[], raw=line.strip(), gap_before=gap))
+        else:
+            units.append(_unit("", line, valid, gap))
+        gap = "\n"
+    return units
+
+
+def _unit(prefix: str, body: str, valid: Sequence[int], gap: str) -> _Unit:
+    clean, markers = parse_markers(body, valid)
+    texts = split_sentences(clean)
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for s in texts:
+        start = clean.find(s, pos)
+        start = pos if start < 0 else start
+        spans.append((start, start + len(s)))
+        pos = start + len(s)
+    sentences = [_Sentence(text=s, model_cites=[]) for s in texts]
+    if not sentences:
+        return _Unit(prefix=prefix, sentences=[], raw=clean, gap_before=gap)
+    for m in markers:
+        targets = range(len(sentences)) if m.leading else [_owner(m.offset, spans, m.forward)]
+        for t in targets:
+            for n in m.numbers:
+                if n not in sentences[t].model_cites:
+                    sentences[t].model_cites.append(n)
+    return _Unit(prefix=prefix, sentences=sentences, gap_before=gap)
+
+
+def _owner(offset: int, spans: list[tuple[int, int]], forward: bool = False) -> int:
+    """The sentence a marker belongs to: the one it sits in, else the one it follows (or,
+    for ``forward`` markers, the one that follows it)."""
+    for i, (start, end) in enumerate(spans):
+        if offset <= start:
+            return i if forward else max(0, i - 1)
+        if offset < end or (offset == end and not forward):
+            return i
+    return len(spans) - 1
+
+
+def _place(text: str, marks: str) -> str:
+    """Put ``marks`` before the sentence's final punctuation: ``... accuracy [1].``"""
+    if not marks:
+        return text
+    m = _FINAL_PUNCT.search(text)
+    if m and m.start() > 0:
+        return f"{text[: m.start()]} {marks}{m.group(1)}"
+    return f"{text} {marks}"
+
+
+def _source_numbers(sources: Sequence[Source]) -> list[int]:
+    nums = [s.number for s in sources]
+    if all(n == 0 for n in nums):
+        return list(range(1, len(sources) + 1))
+    if any(n <= 0 for n in nums) or len(set(nums)) != len(nums):
+        raise InputError(
+            f"sources must be numbered 1..n without repeats, got {nums}; "
+            "set Source.number as in the prompt before verifying"
+        )
+    return nums
+
+
+def verify_answer(
+    raw_text: str,
+    sources: list[Source],
+    embed: Embed,
+    *,
+    threshold: float = 0.5,
+    drop_unsupported: bool = False,
+) -> Verified:
+    """Check each sentence of the model's answer against the sources and fix its citations.
+
+    Model citations a sentence's source supports (score >= ``threshold``) are kept; when none
+    survives, the best source (and a second within 0.05) is cited if it reaches the
+    threshold; otherwise the sentence gets :data:`UNSUPPORTED_MARK` (or is dropped with
+    ``drop_unsupported``). Sentences without content and refusals pass through uncited.
+    Citations are renumbered 1..m in order of first appearance. When the answer is a refusal
+    or no sentence is supported, ``answerable`` is False and the text is
+    :data:`NO_ANSWER_TEXT`.
+    """
+    t0 = time.perf_counter()
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(
+            f"threshold must be within 0..1, got {threshold}; set ASSISTANT_SUPPORT_THRESHOLD"
+        )
+    numbers = _source_numbers(sources)
+    by_number = dict(zip(numbers, sources, strict=True))
+    col = {n: j for j, n in enumerate(numbers)}
+    units = _parse(raw_text or "", numbers)
+
+    claims: list[_Sentence] = []
+    for unit in units:
+        for s in unit.sentences:
+            if _is_refusal_sentence(s.text):
+                s.kind = "refusal"
+            elif _is_filler(s.text):
+                s.kind = "filler"
+            else:
+                s.index = len(claims)
+                claims.append(s)
+
+    views = _views(sources)
+    scores, units_of, best_unit = _score_matrix([c.text for c in claims], views, embed)
+    for i, s in enumerate(claims):
+        row = scores[i]
+        kept = [n for n in s.model_cites if row[col[n]] >= threshold]
+        if not kept and len(row):
+            order = np.argsort(-row, kind="stable")
+            best = int(order[0])
+            if row[best] >= threshold:
+                kept = [numbers[best]]
+                if len(order) > 1:
+                    second = int(order[1])
+                    if (
+                        row[second] >= threshold
+                        and row[best] - row[second] <= SECOND_CITATION_MARGIN
+                    ):
+                        kept.append(numbers[second])
+        s.keep = kept
+        s.score = float(row.max()) if len(row) else 0.0
+        s.supported = bool(kept)
+
+    refusals = [s for u in units for s in u.sentences if s.kind == "refusal"]
+    answerable = any(s.supported for s in claims)
+    if not answerable:
+        text = NO_ANSWER_TEXT
+        if len(refusals) == 1 and not claims and _short_reason(refusals[0].text):
+            text = f"{NO_ANSWER_TEXT} {refusals[0].text}"
+        checks = [SentenceCheck(s.text, False, [], s.score, list(s.model_cites)) for s in claims]
+        log.debug("verify: no supported sentence (%d claims)", len(claims))
+        return Verified(text=text, citations=[], sentences=checks, answerable=False)
+
+    final: dict[int, int] = {}  # prompt number -> answer number
+    best_for: dict[int, tuple[float, str]] = {}
+    checks: list[SentenceCheck] = []
+    pieces: list[str] = []
+    for unit in units:
+        if not unit.sentences:
+            if unit.raw:
+                pieces.append(unit.gap_before + unit.prefix + unit.raw)
+            continue
+        out: list[str] = []
+        for s in unit.sentences:
+            if s.kind != "claim":
+                out.append(s.text)
+                continue
+            if not s.supported:
+                checks.append(SentenceCheck(s.text, False, [], s.score, list(s.model_cites)))
+                if not drop_unsupported:
+                    out.append(_place(s.text, UNSUPPORTED_MARK))
+                continue
+            mine: list[int] = []
+            for n in s.keep:
+                final.setdefault(n, len(final) + 1)
+                if final[n] not in mine:
+                    mine.append(final[n])
+                j = col[n]
+                sc = float(scores[s.index, j])
+                if n not in best_for or sc > best_for[n][0]:
+                    best_for[n] = (sc, units_of[j][int(best_unit[s.index, j])])
+            checks.append(SentenceCheck(s.text, True, mine, s.score, list(s.model_cites)))
+            out.append(_place(s.text, "".join(f"[{m}]" for m in mine)))
+        if out:
+            pieces.append(unit.gap_before + unit.prefix + " ".join(out))
+    text = "".join(pieces).strip("\n")
+
+    citations = []
+    for n, m in sorted(final.items(), key=lambda kv: kv[1]):
+        src = by_number[n]
+        score, snippet = best_for[n]
+        citations.append(
+            Citation(
+                number=m,
+                paper_id=src.paper_id,
+                title=src.title,
+                url=src.url,
+                snippet=snippet,
+                score=round(score, 4),
+                abstract=src.abstract,
+            )
+        )
+    log.debug(
+        "verify: %d claims, %d supported, %d cited papers in %.3fs",
+        len(claims),
+        sum(s.supported for s in claims),
+        len(citations),
+        time.perf_counter() - t0,
+    )
+    return Verified(text=text, citations=citations, sentences=checks, answerable=True)
+
+
+def _short_reason(sentence: str) -> bool:
+    return len(sentence.split()) <= 40 and not _claim_numbers(sentence)

@@ -1,0 +1,246 @@
+"""The query engine on the real sample index: retrieval, prompts, citations, backends, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant import Answer, Assistant, Settings
+from assistant.errors import ConfigError, IndexMissingError, LLMUnavailableError, QuestionError
+from assistant.llm import LocalChatModel, OpenAIChatModel, ScriptedChatModel
+from assistant.prompts import PROMPT_NAMES, load_prompt
+from assistant.retrieval import parse_filters, tokenize
+from assistant.settings import REPO_ROOT
+from assistant.verify import NO_ANSWER_TEXT
+
+GASNET = "Galaxy Spectra neural Network (GaSNet). II."
+HAWQ = "HAWQ: Hessian AWare Quantization"
+ZEROQ = "ZeroQ: A Novel Zero Shot Quantization Framework"
+
+
+@pytest.fixture
+def assistant_with(sample_index: Path, embedder):
+    """An Assistant over the shared sample index with the given chat model."""
+
+    def make(llm, **settings_kw) -> Assistant:
+        settings = Settings(index_dir=sample_index, **settings_kw)
+        return Assistant(settings, llm=llm, embed_model=embedder)
+
+    return make
+
+
+# --- prompts ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", PROMPT_NAMES)
+def test_every_prompt_renders_strictly(name: str) -> None:
+    prompt = load_prompt(name)
+    values = {v: f"<{v}>" for v in prompt.variables}
+    text = prompt.render(**values)
+    for v in prompt.variables:
+        assert f"<{v}>" in text
+    assert "{" not in text.replace("{{", "")  # nothing left unrendered
+    if prompt.variables:
+        with pytest.raises(ConfigError, match="missing"):
+            prompt.render()
+    with pytest.raises(ConfigError, match="unexpected"):
+        prompt.render(**values, surprise=1)
+
+
+# --- retrieval ----------------------------------------------------------------------------
+def test_tokenize_keeps_names_whole_and_split() -> None:
+    toks = tokenize("GaSNet-II predicts redshifts; HAWQ and ZeroQ")
+    assert {"gasnet-ii", "gasnet", "ii", "hawq", "zeroq", "redshift"} <= set(toks)
+
+
+@pytest.mark.parametrize(
+    ("question", "title"),
+    [
+        ("What is HAWQ?", HAWQ),
+        ("What does GaSNet-II predict besides the spectral class?", GASNET),
+        ("How does ZeroQ quantize without data?", ZEROQ),
+        ("mixed-precision quantization using second-order Hessian information", HAWQ),
+    ],
+)
+def test_hybrid_retrieval_finds_exact_names(assistant_with, question: str, title: str) -> None:
+    sources = assistant_with(ScriptedChatModel([])).retrieve(question)
+    assert sources, question
+    assert sources[0].title.startswith(title)
+    assert [s.number for s in sources] == list(range(1, len(sources) + 1))
+
+
+def test_irrelevant_question_retrieves_nothing(assistant_with) -> None:
+    a = assistant_with(ScriptedChatModel([]))
+    assert a.retrieve("What is the boiling point of water on Mars in kelvin?") == []
+    answer = a.ask("What is the boiling point of water on Mars in kelvin?")
+    assert answer.answerable is False and answer.citations == []
+    assert answer.text == NO_ANSWER_TEXT
+
+
+def test_filters_narrow_retrieval(assistant_with) -> None:
+    a = assistant_with(ScriptedChatModel([]))
+    only = a.retrieve("quantization of neural networks", filters=["source=004_8ab15d828fe5fa3e.txt"])
+    assert only and all(s.metadata["source"] == "004_8ab15d828fe5fa3e.txt" for s in only)
+    other = a.retrieve("quantization of neural networks", filters=["source=000_69852d258ee6200a.txt"])
+    assert {s.paper_id for s in only}.isdisjoint({s.paper_id for s in other})
+
+
+def test_parse_filters() -> None:
+    assert parse_filters(["source=a.txt"]) == {"source": {"$eq": "a.txt"}}
+    assert parse_filters(["date>=2024-01-01", "year=2024"]) == {
+        "$and": [{"date_num": {"$gte": 20240101}}, {"year": {"$eq": 2024}}]
+    }
+    assert parse_filters(["date<=2023"]) == {"date_num": {"$lte": 20231231}}
+    with pytest.raises(ConfigError):
+        parse_filters(["nonsense"])
+    with pytest.raises(ConfigError, match="YYYY"):
+        parse_filters(["date>=March"])
+
+
+# --- the pipeline with a scripted model (our code, not the model's) -----------------------
+def test_scripted_answer_gets_verified_citations(assistant_with) -> None:
+    # The model cites a number that does not exist and leaves a sentence uncited.
+    reply = (
+        "GaSNet-II reaches 92.4% average classification accuracy over 13 classes [7]. "
+        "It can process about 40k spectra in less than one minute on a desktop GPU."
+    )
+    llm = ScriptedChatModel([reply])
+    a = assistant_with(llm)
+    answer = a.ask("What does GaSNet-II predict besides the spectral class?")
+    assert answer.answerable
+    assert [c.number for c in answer.citations] == [1]
+    assert answer.citations[0].title.startswith(GASNET)
+    assert "[7]" not in answer.text and answer.text.count("[1]") == 2
+    assert answer.raw_text == reply
+    assert set(answer.timings) >= {"retrieval", "rerank", "generation", "verification"}
+    # The prompt holds only selected passages and the fixed system prefix comes first.
+    system, user = llm.calls[0]
+    assert system["content"] == load_prompt("system").render()
+    assert "[1] Galaxy Spectra" in user["content"] and "Question: What does GaSNet-II" in user["content"]
+    src = answer.sources[0]
+    assert 0 < len(src.passages) <= a.settings.passage_sentences
+    assert len(user["content"]) < sum(len(s.abstract) for s in answer.sources) + 400
+
+
+def test_model_answer_from_memory_is_not_trusted(assistant_with) -> None:
+    llm = ScriptedChatModel(["ZeroQ was published at NeurIPS 2019 by Google researchers in Zurich [1]."])
+    answer = assistant_with(llm).ask("How does ZeroQ quantize a model without training data?")
+    assert answer.answerable is False
+    assert answer.citations == []
+
+
+def test_refusal_means_unanswerable(assistant_with) -> None:
+    llm = ScriptedChatModel(["The provided papers do not answer this question."])
+    answer = assistant_with(llm).ask("What FID does MaskGIT reach on ImageNet 256x256?")
+    assert answer.answerable is False and answer.citations == [] and answer.sources
+
+
+def test_stream_yields_pieces_then_the_answer(assistant_with) -> None:
+    reply = "HAWQ uses second-order Hessian information to choose mixed precision [1]."
+    items = list(assistant_with(ScriptedChatModel([reply])).stream("What is HAWQ?"))
+    pieces, final = items[:-1], items[-1]
+    assert all(isinstance(p, str) for p in pieces) and "".join(pieces) == reply
+    assert isinstance(final, Answer) and final.citations[0].title.startswith(HAWQ)
+    assert "first_token" in final.timings
+
+
+def test_follow_up_is_condensed_and_keeps_context(assistant_with) -> None:
+    first = assistant_with(ScriptedChatModel(["HAWQ uses Hessian information to select mixed precision [1]."]))
+    earlier = first.ask("What is HAWQ?")
+    llm = ScriptedChatModel(
+        [
+            "What speedup or compression does HAWQ achieve on ResNet20?",  # the condensed question
+            "HAWQ achieves 8x activation compression ratio on ResNet20 [1].",
+        ]
+    )
+    a = assistant_with(llm)
+    answer = a.chat([earlier], "and how much does it compress ResNet20?")
+    condense_prompt = llm.calls[0][0]["content"]
+    assert "What is HAWQ?" in condense_prompt and "how much does it compress ResNet20" in condense_prompt
+    assert "HAWQ achieve on ResNet20" in llm.calls[1][1]["content"]
+    assert answer.sources[0].title.startswith(HAWQ)
+
+
+def test_question_errors(assistant_with) -> None:
+    a = assistant_with(ScriptedChatModel([], context_window=600))
+    with pytest.raises(QuestionError, match="empty"):
+        a.ask("   ")
+    with pytest.raises(QuestionError, match="context window"):
+        a.ask("why " * 400)
+
+
+def test_missing_index_says_to_ingest(tmp_path: Path, embedder) -> None:
+    a = Assistant(Settings(index_dir=tmp_path / "none"), llm=ScriptedChatModel([]), embed_model=embedder)
+    with pytest.raises(IndexMissingError, match="ingest"):
+        a.ask("What is HAWQ?")
+
+
+# --- real models --------------------------------------------------------------------------
+def test_real_tiny_model_in_process(assistant_with, tiny_model_path: Path) -> None:
+    a = assistant_with(LocalChatModel(tiny_model_path, n_ctx=4096), max_tokens=64)
+    answer = a.ask("What does GaSNet-II predict besides the spectral class?")
+    assert answer.model.startswith("local:") and answer.raw_text.strip()
+    assert answer.sources[0].title.startswith(GASNET)
+    for c in answer.citations:  # whatever the tiny model says, citations point at real sources
+        assert c.paper_id in {s.paper_id for s in answer.sources}
+    assert [c.number for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+
+
+@pytest.mark.server
+def test_real_openai_compatible_server(assistant_with, tiny_server_url: str) -> None:
+    llm = OpenAIChatModel(base_url=tiny_server_url, api_key=None, model="tiny", max_retries=0)
+    a = assistant_with(llm, max_tokens=64)
+    items = list(a.stream("How does ZeroQ quantize a model without training data?"))
+    final = items[-1]
+    assert isinstance(final, Answer) and final.raw_text.strip()
+    assert len(items) > 2  # streamed in pieces
+    assert final.sources[0].title.startswith(ZEROQ)
+    assert final.model.startswith("openai:tiny")
+
+
+def test_unreachable_server_names_url_and_model(assistant_with) -> None:
+    from llm_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    llm = OpenAIChatModel(base_url=url, api_key=None, model="qwen-test", max_retries=0, timeout=5)
+    with pytest.raises(LLMUnavailableError) as err:
+        assistant_with(llm).ask("What is HAWQ?")
+    assert url in str(err.value) and "qwen-test" in str(err.value)
+
+
+# --- the command line ---------------------------------------------------------------------
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "assistant.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.server
+def test_cli_ask_json(sample_index: Path, tiny_server_url: str) -> None:
+    proc = _cli(
+        "ask", "What does GaSNet-II predict besides the spectral class?", "--json",
+        "--index-dir", str(sample_index), "--base-url", tiny_server_url, "--model", "tiny",
+        env={"ASSISTANT_MAX_TOKENS": "64"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"text", "answerable", "citations", "sources"} <= out.keys()
+    assert out["sources"][0]["title"].startswith(GASNET)
+    for c in out["citations"]:
+        assert {"number", "paper_id", "title"} <= c.keys()
+
+
+def test_cli_errors_are_one_readable_line(tmp_path: Path) -> None:
+    proc = _cli("ask", "What is HAWQ?", "--index-dir", str(tmp_path / "none"), "--preset", "tiny")
+    assert proc.returncode == 1
+    assert "ingest.py" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _cli("ask", "  ", "--index-dir", str(tmp_path / "none"))
+    assert proc.returncode == 1 and "empty" in proc.stderr
