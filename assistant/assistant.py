@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -30,6 +31,9 @@ from .types import Answer, Source
 from .verify import NO_ANSWER_TEXT, verify_answer
 
 __all__ = ["Assistant", "History"]
+
+STOP = ["\nQuestion:", "\nPapers:", "\nExample "]
+"""Where a small model that keeps going past its answer is cut off."""
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +190,9 @@ class Assistant:
         if not turn.sources:
             return self._no_answer(turn)
         t = time.perf_counter()
-        raw = self.llm.complete(turn.messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature)
+        raw = self.llm.complete(
+            turn.messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature, stop=STOP
+        )
         turn.timings["generation"] = time.perf_counter() - t
         return self._finish(turn, raw)
 
@@ -209,7 +215,9 @@ class Assistant:
             return
         t = time.perf_counter()
         pieces: list[str] = []
-        for piece in self.llm.stream(turn.messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature):
+        for piece in self.llm.stream(
+            turn.messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature, stop=STOP
+        ):
             if not pieces:
                 turn.timings["first_token"] = time.perf_counter() - turn.started
             pieces.append(piece)
@@ -324,7 +332,7 @@ class Assistant:
     def _finish(self, turn: _Turn, raw: str) -> Answer:
         t = time.perf_counter()
         verified = verify_answer(
-            raw,
+            _strip_echo(raw),
             turn.sources,
             self.embed,
             threshold=self.settings.support_threshold,
@@ -353,6 +361,14 @@ class Assistant:
             timings={k: round(v, 4) for k, v in turn.timings.items()},
             model=self._llm.name if self._llm is not None else "",
         )
+
+
+_ECHO = re.compile(r"^\s*(?:answer|assistant)\s*:\s*", re.IGNORECASE)
+
+
+def _strip_echo(raw: str) -> str:
+    """Drop an "Answer:" label a small model sometimes repeats from the prompt."""
+    return _ECHO.sub("", raw, count=1)
 
 
 def _check_question(question: str) -> str:

@@ -11,6 +11,7 @@ Every failure is raised as an :mod:`assistant.errors` type whose message names t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -187,24 +188,6 @@ class LocalChatModel(ChatModel):
             return 0
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def complete(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-    ) -> str:
-        llm = self.llama
-        with self._generating():
-            try:
-                out = llm.create_chat_completion(
-                    messages=messages, max_tokens=max_tokens, temperature=temperature, stop=stop
-                )
-            except Exception as exc:
-                raise self._map_error(exc) from exc
-        return out["choices"][0]["message"].get("content") or ""
-
     def stream(
         self,
         messages: Messages,
@@ -234,8 +217,22 @@ class LocalChatModel(ChatModel):
                 if chunks is not None:
                     chunks.close()  # a reader that stops early ends the generation here
 
-    def _generating(self) -> _OwnedLock:
-        return _OwnedLock(self)
+    @contextlib.contextmanager
+    def _generating(self) -> Iterator[None]:
+        """Hold the generation lock. A nested call in one thread is an error: it would
+        deadlock, or interleave two generations in one llama.cpp context."""
+        me = threading.get_ident()
+        if self._gen_owner == me:
+            raise LLMError(
+                f"{self.name} is already generating in this thread: finish or close the "
+                "previous stream() before starting another call"
+            )
+        with self._gen_lock:
+            self._gen_owner = me
+            try:
+                yield
+            finally:
+                self._gen_owner = None
 
     def _map_error(self, exc: Exception) -> Exception:
         if isinstance(exc, ValueError) and (m := _CTX_OVERFLOW.search(str(exc))):
@@ -245,28 +242,6 @@ class LocalChatModel(ChatModel):
                 "ASSISTANT_TOP_K or ASSISTANT_PASSAGE_SENTENCES, or raise ASSISTANT_N_CTX"
             )
         return LLMError(f"the local model {self.name} failed: {type(exc).__name__}: {exc}")
-
-
-class _OwnedLock:
-    """The generation lock of a :class:`LocalChatModel`; a nested call in one thread is an error
-    (it would otherwise deadlock, or interleave two generations in one llama.cpp context)."""
-
-    def __init__(self, model: LocalChatModel) -> None:
-        self.model = model
-
-    def __enter__(self) -> None:
-        me = threading.get_ident()
-        if self.model._gen_owner == me:
-            raise LLMError(
-                f"{self.model.name} is already generating in this thread: finish or close the "
-                "previous stream() before starting another call"
-            )
-        self.model._gen_lock.acquire()
-        self.model._gen_owner = me
-
-    def __exit__(self, *exc: object) -> None:
-        self.model._gen_owner = None
-        self.model._gen_lock.release()
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,44 +284,6 @@ class OpenAIChatModel(ChatModel):
             max_retries=max_retries,
         )
 
-    def _request(
-        self,
-        messages: Messages,
-        max_tokens: int,
-        temperature: float,
-        stop: list[str] | None,
-        stream: bool,
-    ) -> Any:
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-        }
-        if stop:
-            kwargs["stop"] = stop
-        if stream:
-            kwargs["stream"] = True
-        return self.client.chat.completions.create(**kwargs)
-
-    def complete(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-    ) -> str:
-        import openai
-
-        try:
-            response = self._request(messages, max_tokens, temperature, stop, stream=False)
-        except openai.OpenAIError as exc:
-            raise self._map_error(exc) from exc
-        if not response.choices:
-            raise LLMError(f"{self.name} returned no choices; check that the server is healthy")
-        return response.choices[0].message.content or ""
-
     def stream(
         self,
         messages: Messages,
@@ -357,8 +294,16 @@ class OpenAIChatModel(ChatModel):
     ) -> Iterator[str]:
         import openai
 
+        extra: dict[str, Any] = {"stop": stop} if stop else {}
         try:
-            chunks = self._request(messages, max_tokens, temperature, stop, stream=True)
+            chunks = self.client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stream=True,
+                **extra,
+            )
         except openai.OpenAIError as exc:
             raise self._map_error(exc) from exc
         try:
@@ -401,9 +346,9 @@ class OpenAIChatModel(ChatModel):
             )
         if isinstance(exc, openai.APIConnectionError):
             return LLMUnavailableError(
-                f"cannot connect to {where} ({str(exc).rstrip('.')}). Check that the server is running and that "
-                "ASSISTANT_OPENAI_BASE_URL is right (it usually ends in /v1), or unset it to "
-                "use the local model"
+                f"cannot connect to {where} ({str(exc).rstrip('.')}). Check that the server "
+                "is running and that ASSISTANT_OPENAI_BASE_URL is right (it usually ends in "
+                "/v1), or unset it to use the local model"
             )
         if isinstance(exc, openai.APIStatusError):
             return self._map_status(exc, where, probe)
@@ -527,16 +472,6 @@ class ScriptedChatModel(ChatModel):
                 reply = reply[: reply.index(s)]
         return reply
 
-    def complete(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-    ) -> str:
-        return self._next(messages, stop)
-
     def stream(
         self,
         messages: Messages,
@@ -576,101 +511,8 @@ def chat_model_from_settings(settings: Settings) -> ChatModel:
     return LocalChatModel(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, name=name)
 
 
-def as_llama_index_llm(
-    model: ChatModel, *, max_tokens: int = 512, temperature: float = 0.0
-) -> CustomLLM:
-    """``model`` as a llama-index LLM, so stock llama-index engines can use it."""
-    return _adapter_class()(model, max_tokens=max_tokens, temperature=temperature)
+def as_llama_index_llm(model: ChatModel, *, max_tokens: int = 512, temperature: float = 0.0) -> CustomLLM:
+    """``model`` as a llama-index LLM, so stock llama-index engines (the baseline) can use it."""
+    from .llm_adapter import as_llama_index_llm as adapt
 
-
-@functools.cache
-def _adapter_class() -> type:
-    from llama_index.core.base.llms.types import (
-        ChatMessage,
-        ChatResponse,
-        CompletionResponse,
-        LLMMetadata,
-        MessageRole,
-    )
-    from llama_index.core.llms import CustomLLM
-    from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
-    from pydantic import PrivateAttr
-
-    def to_dicts(messages: Any) -> Messages:
-        roles = {"system", "user", "assistant"}
-        out = []
-        for m in messages:
-            role = m.role.value if m.role.value in roles else "user"
-            out.append({"role": role, "content": m.content or ""})
-        return out
-
-    class ChatModelLLM(CustomLLM):
-        """A :class:`ChatModel` seen through llama-index's LLM interface."""
-
-        max_tokens: int = 512
-        temperature: float = 0.0
-        _model: ChatModel = PrivateAttr()
-
-        def __init__(self, model: ChatModel, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self._model = model
-
-        @classmethod
-        def class_name(cls) -> str:
-            return "assistant_chat_model"
-
-        @property
-        def metadata(self) -> LLMMetadata:
-            return LLMMetadata(
-                context_window=self._model.context_window,
-                num_output=self.max_tokens,
-                is_chat_model=True,
-                model_name=self._model.name,
-            )
-
-        def _args(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-            return {
-                "max_tokens": kwargs.get("max_tokens", self.max_tokens),
-                "temperature": kwargs.get("temperature", self.temperature),
-                "stop": kwargs.get("stop"),
-            }
-
-        @llm_completion_callback()
-        def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-            messages = [{"role": "user", "content": prompt}]
-            return CompletionResponse(text=self._model.complete(messages, **self._args(kwargs)))
-
-        @llm_completion_callback()
-        def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-            messages = [{"role": "user", "content": prompt}]
-            args = self._args(kwargs)
-
-            def gen() -> Any:
-                text = ""
-                for piece in self._model.stream(messages, **args):
-                    text += piece
-                    yield CompletionResponse(text=text, delta=piece)
-
-            return gen()
-
-        @llm_chat_callback()
-        def chat(self, messages: Any, **kwargs: Any) -> Any:
-            text = self._model.complete(to_dicts(messages), **self._args(kwargs))
-            return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text))
-
-        @llm_chat_callback()
-        def stream_chat(self, messages: Any, **kwargs: Any) -> Any:
-            dicts = to_dicts(messages)
-            args = self._args(kwargs)
-
-            def gen() -> Any:
-                text = ""
-                for piece in self._model.stream(dicts, **args):
-                    text += piece
-                    yield ChatResponse(
-                        message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=piece
-                    )
-
-            return gen()
-
-    return ChatModelLLM
+    return adapt(model, max_tokens=max_tokens, temperature=temperature)

@@ -84,7 +84,13 @@ class Settings(BaseSettings):
     embed_device: str = Field(default="cpu", description="torch device for the embedder.")
 
     # --- retrieval -------------------------------------------------------------------------
-    top_k: int = Field(default=4, ge=1, le=50, description="Papers given to the model.")
+    top_k: int = Field(
+        default=3,
+        ge=1,
+        le=50,
+        description="Papers given to the model (3 keeps the local model's time to first token "
+        "under 10 s on 2 cores; raise it for a server backend).",
+    )
     candidate_k: int = Field(
         default=30, ge=1, description="Chunks each retriever (dense, BM25) returns before fusion."
     )
@@ -92,14 +98,16 @@ class Settings(BaseSettings):
     dense_weight: float = Field(default=1.0, ge=0, description="Weight of dense ranks in fusion.")
     bm25_weight: float = Field(default=1.0, ge=0, description="Weight of BM25 ranks in fusion.")
     min_relevance: float = Field(
-        default=0.25,
+        default=0.30,
         ge=-1,
         le=1,
         description="Cosine similarity under which a paper is not relevant enough to use "
         "(unless BM25 ranks it first for a rare exact term).",
     )
     passage_sentences: int = Field(
-        default=3, ge=1, description="Sentences of each abstract sent to the model."
+        default=2,
+        ge=1,
+        description="Sentences of each abstract sent to the model (the most relevant ones).",
     )
 
     # --- the language model ----------------------------------------------------------------
