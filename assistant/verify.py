@@ -1,10 +1,11 @@
 """Check every sentence of a generated answer against the retrieved abstracts.
 
-Small local models cite badly and sometimes answer from memory. :func:`verify_answer` parses
-the model's citation markers, scores each sentence against each source with cheap,
-deterministic signals (embedding similarity, shared content terms, matching numbers), keeps
-the citations the sources support, adds missing ones, marks or drops sentences no source
-supports, and renumbers the cited papers 1..m in order of first appearance.
+Small local models cite badly and sometimes answer from memory. :func:`verify_answer` reads
+the model's sentences and citation markers (:mod:`assistant.citations`), scores each sentence
+against each source with cheap, deterministic signals (embedding similarity, shared content
+terms, matching numbers), keeps the citations the sources support, adds missing ones, marks
+or drops sentences no source supports, and renumbers the cited papers 1..m in order of first
+appearance.
 
 No language model is called here: this runs on every answer and must stay fast.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -22,15 +22,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.errors import InputError
-from assistant.text import (
-    content_terms,
-    normalize_text,
-    numbers_in,
-    parse_citation_markers,
-    split_sentences,
-    starts_with_citation_marker,
+from assistant.citations import (
+    AnswerSentence,
+    claim_numbers,
+    is_filler,
+    is_refusal,
+    is_refusal_sentence,
+    parse_answer,
+    place_marks,
+    short_reason,
 )
+from assistant.errors import InputError
+from assistant.text import content_terms, normalize_text, numbers_in, split_sentences
 from assistant.types import Citation, SentenceCheck, Source
 
 __all__ = [
@@ -71,73 +74,6 @@ EXTRA_UNITS_WITH_PASSAGES = 1
 """Other abstract sentences embedded per source when passages are given."""
 MIN_SHARED_TERMS = 1
 
-# --- layout ------------------------------------------------------------------------------
-_LIST_ITEM = re.compile(r"^(\s*(?:[-*•+]|\d{1,3}[.)])\s+)(.*)$")
-_HEADING = re.compile(r"^\s*(?:#{1,6}\s|\*\*[^*]+\*\*:?\s*$)")
-_FINAL_PUNCT = re.compile(r"\s*([.!?:;…]+[\"'”’)\]]*)\s*$")
-
-
-# --- refusals and filler -------------------------------------------------------------------
-_SRC = (
-    r"(?:sources?|papers?|abstracts?|context|collection|documents?|passages?|excerpts?|"
-    r"articles?|provided (?:information|material|text))"
-)
-_REFUSAL = [
-    re.compile(p, re.IGNORECASE)
-    for p in (
-        rf"\b{_SRC}\b[^.]*\b(?:do|does|did)(?: not|n't|\s+not)\s+(?:\w+\s+)?(?:mention|say|"
-        r"provide|contain|answer|discuss|address|include|report|specify|state|give|cover|"
-        r"describe|offer|explain|indicate)",
-        rf"\bno (?:information|mention|details?|data|evidence|answer)\b[^.]*\b{_SRC}\b",
-        rf"\b{_SRC}\b[^.]*\b(?:contain|provide|give|include|offer|has|have)s? no\b",
-        r"\bcan(?:not|'t| not) be (?:answered|determined|found)\b",
-        r"\b(?:unable|not able) to (?:answer|find|determine|locate)\b",
-        rf"\bnot (?:found|covered|mentioned|discussed|addressed|available|provided|specified|"
-        rf"stated|reported|described|included) (?:in|by) (?:the|these|any|this|those)\b[^.]*\b{_SRC}\b",
-        r"\bI (?:do not|don't|dont) know\b",
-        r"\bI (?:cannot|can't|can not|could not|couldn't) (?:answer|find|determine|tell)\b",
-        rf"\b(?:none|neither) of the (?:\w+ )?{_SRC}\b",
-        r"\b(?:insufficient|not enough) information\b",
-        r"\bthere is no (?:information|mention|answer)\b",
-    )
-]
-_DISCOURSE = frozenset(
-    """say said tell tells told here following summary summarize summarise answer question
-    source collection abstract provided given regarding according information context below
-    key point main finding overall briefly describe mention note
-    let take look relevant related excerpt passage discuss""".split()
-)
-
-
-def is_refusal(text: str) -> bool:
-    """Whether the text says the sources do not answer the question.
-
-    For a single sentence: whether it is a refusal. For a whole answer: whether every
-    sentence that carries content is one (an answer that declines one point but answers
-    another is not a refusal).
-    """
-    units = [
-        s
-        for line in text.splitlines()
-        for s in split_sentences(parse_citation_markers(line, [])[0])
-    ]
-    content = [s for s in units if _is_refusal_sentence(s) or not _is_filler(s)]
-    return bool(content) and all(_is_refusal_sentence(s) for s in content)
-
-
-def _is_refusal_sentence(sentence: str) -> bool:
-    return any(p.search(sentence) for p in _REFUSAL)
-
-
-def _is_filler(sentence: str) -> bool:
-    """A sentence with no claim in it ("Here is what the papers say:")."""
-    terms = content_terms(sentence) - _DISCOURSE
-    if len(terms) <= (1 if len(sentence.split()) < 5 else 0):  # "Both help.", "Yes."
-        return not _claim_numbers(sentence)
-    short_intro = sentence.rstrip().endswith(":") and len(sentence.split()) <= 12
-    return short_intro and not numbers_in(sentence)
-
-
 # --- scoring -------------------------------------------------------------------------------
 _SUFFIXES = "ations ation ings ing ities ity ness ies ers er ed es ly al s".split()
 
@@ -147,16 +83,6 @@ def _stem(term: str) -> str:
         if len(term) - len(suf) >= 4 and term.endswith(suf):
             return term[: -len(suf)]
     return term
-
-
-def _claim_numbers(sentence: str) -> set[str]:
-    """Numbers a source must contain: all but small plain integers (``3 layers``, ``2``)."""
-    out = set()
-    for n in numbers_in(sentence):
-        if n.isdigit() and int(n) < 10:
-            continue
-        out.add(n)
-    return out
 
 
 def _num_key(n: str) -> str:
@@ -324,7 +250,7 @@ def _score_matrix(
         unit_numbers = [{_num_key(x) for x in numbers_in(u)} for u in units[j]]
         for i, sentence in enumerate(sentences):
             scores[i, j] = _combine(float(best_sim[i]), sentence, view)
-            wanted = {_num_key(x) for x in _claim_numbers(sentence)}
+            wanted = {_num_key(x) for x in claim_numbers(sentence)}
             bonus = np.array([0.3 if wanted and wanted <= un else 0.0 for un in unit_numbers])
             best_unit[i, j] = int((block[i] + bonus)[skip:].argmax()) + skip
     return scores, units, best_unit
@@ -340,7 +266,7 @@ def _term_share(sentence: str, view: _SourceView) -> float:
 def _combine(sim: float, sentence: str, view: _SourceView) -> float:
     z = W_SIM * sim + W_TERMS * _term_share(sentence, view) + BIAS
     score = 1.0 / (1.0 + math.exp(-z))
-    wanted = {_num_key(x) for x in _claim_numbers(sentence)}
+    wanted = {_num_key(x) for x in claim_numbers(sentence)}
     if wanted - view.numbers:
         score *= NUMBER_PENALTY
     return round(score, 4)
@@ -372,112 +298,6 @@ class Verified:
     sentences: list[SentenceCheck] = field(default_factory=list)
     """One verdict per sentence that makes a claim (filler and refusals are not checked)."""
     answerable: bool = True
-
-
-@dataclass
-class _Sentence:
-    text: str
-    model_cites: list[int]
-    kind: str = "claim"  # claim | filler | refusal
-    keep: list[int] = field(default_factory=list)
-    """Chosen source numbers (prompt numbering)."""
-    score: float = 0.0
-    supported: bool = False
-    index: int = -1
-
-
-@dataclass
-class _Unit:
-    prefix: str
-    sentences: list[_Sentence]
-    raw: str = ""
-    gap_before: str = ""
-    """'' for the first unit, '\\n' within a block, '\\n\\n' after a blank line."""
-
-
-_REFS_HEADING = re.compile(
-    r"^\s*(?:#+\s*)?\**(?:references|sources|bibliography|citations|works cited)\**:?\**\s*$",
-    re.IGNORECASE,
-)
-
-
-_REFS_WORDS = re.compile(r"\b(?:sources?|references?|citations?|bibliography|cited)\b", re.I)
-_WORDY = re.compile(r"[^\W_]")
-
-
-def _parse(raw_text: str, valid: Sequence[int]) -> list[_Unit]:
-    """Split the answer into units (lines: paragraphs, list items, headings) of sentences.
-
-    Each line is its own unit, so the layout survives and a leading "Source 2:" applies to
-    its line only. A trailing reference list the model wrote itself is dropped (the caller builds one).
-    """
-    lines = raw_text.splitlines()
-    for i, line in enumerate(lines):
-        if _REFS_HEADING.match(line):
-            rest = [x for x in lines[i + 1 :] if x.strip()]
-            if all(_LIST_ITEM.match(x) or starts_with_citation_marker(x) for x in rest):
-                lines = lines[:i]
-                break
-    units: list[_Unit] = []
-    gap = ""  # separator before the next unit
-    for line in lines:
-        if not line.strip():
-            gap = "\n\n" if units else ""
-            continue
-        item = _LIST_ITEM.match(line)
-        if item:
-            units.append(_unit(item.group(1).lstrip(), item.group(2), valid, gap))
-        elif _HEADING.match(line):
-            units.append(_Unit(prefix="", sentences=[], raw=line.strip(), gap_before=gap))
-        else:
-            units.append(_unit("", line, valid, gap))
-        gap = "\n"
-    return units
-
-
-def _unit(prefix: str, body: str, valid: Sequence[int], gap: str) -> _Unit:
-    clean, markers = parse_citation_markers(body, valid)
-    if not _WORDY.search(_REFS_WORDS.sub("", clean)):  # "Sources: [1], [2]" or "[3]" alone
-        return _Unit(prefix=prefix, sentences=[], raw="", gap_before=gap)
-    texts = split_sentences(clean)
-    spans: list[tuple[int, int]] = []
-    pos = 0
-    for s in texts:
-        start = clean.find(s, pos)
-        start = pos if start < 0 else start
-        spans.append((start, start + len(s)))
-        pos = start + len(s)
-    sentences = [_Sentence(text=s, model_cites=[]) for s in texts]
-    if not sentences:
-        return _Unit(prefix=prefix, sentences=[], raw=clean, gap_before=gap)
-    for m in markers:
-        targets = range(len(sentences)) if m.leading else [_owner(m.offset, spans, m.forward)]
-        for t in targets:
-            for n in m.numbers:
-                if n not in sentences[t].model_cites:
-                    sentences[t].model_cites.append(n)
-    return _Unit(prefix=prefix, sentences=sentences, gap_before=gap)
-
-
-def _owner(offset: int, spans: list[tuple[int, int]], forward: bool = False) -> int:
-    """The sentence a marker belongs to: the one it sits in, else the one it follows (or,
-    for ``forward`` markers, the one that follows it)."""
-    for i, (start, end) in enumerate(spans):
-        if offset <= start:
-            return i if forward else max(0, i - 1)
-        if offset < end or (offset == end and not forward):
-            return i
-    return len(spans) - 1
-
-
-def _place(text: str, marks: str) -> str:
-    """Put ``marks`` before the sentence's final punctuation: ``... accuracy [1].``"""
-    if not marks:
-        return text
-    m = _FINAL_PUNCT.search(text)
-    if m and m.start() > 0:
-        return f"{text[: m.start()]} {marks}{m.group(1)}"
-    return f"{text} {marks}"
 
 
 def _source_numbers(sources: Sequence[Source]) -> list[int]:
@@ -518,14 +338,14 @@ def verify_answer(
     numbers = _source_numbers(sources)
     by_number = dict(zip(numbers, sources, strict=True))
     col = {n: j for j, n in enumerate(numbers)}
-    units = _parse(raw_text or "", numbers)
+    units = parse_answer(raw_text or "", numbers)
 
-    claims: list[_Sentence] = []
+    claims: list[AnswerSentence] = []
     for unit in units:
         for s in unit.sentences:
-            if _is_refusal_sentence(s.text):
+            if is_refusal_sentence(s.text):
                 s.kind = "refusal"
-            elif _is_filler(s.text):
+            elif is_filler(s.text):
                 s.kind = "filler"
             else:
                 s.index = len(claims)
@@ -556,7 +376,7 @@ def verify_answer(
     answerable = any(s.supported for s in claims)
     if not answerable:
         text = NO_ANSWER_TEXT
-        if len(refusals) == 1 and not claims and _short_reason(refusals[0].text):
+        if len(refusals) == 1 and not claims and short_reason(refusals[0].text):
             text = f"{NO_ANSWER_TEXT} {refusals[0].text}"
         checks = [SentenceCheck(s.text, False, [], s.score, list(s.model_cites)) for s in claims]
         log.debug("verify: no supported sentence (%d claims)", len(claims))
@@ -579,7 +399,7 @@ def verify_answer(
             if not s.supported:
                 checks.append(SentenceCheck(s.text, False, [], s.score, list(s.model_cites)))
                 if not drop_unsupported:
-                    out.append(_place(s.text, UNSUPPORTED_MARK))
+                    out.append(place_marks(s.text, UNSUPPORTED_MARK))
                 continue
             mine: list[int] = []
             for n in s.keep:
@@ -591,7 +411,7 @@ def verify_answer(
                 if n not in best_for or sc > best_for[n][0]:
                     best_for[n] = (sc, units_of[j][int(best_unit[s.index, j])])
             checks.append(SentenceCheck(s.text, True, mine, s.score, list(s.model_cites)))
-            out.append(_place(s.text, "".join(f"[{m}]" for m in mine)))
+            out.append(place_marks(s.text, "".join(f"[{m}]" for m in mine)))
         if out:
             pieces.append(unit.gap_before + unit.prefix + " ".join(out))
     text = "".join(pieces).strip("\n")
@@ -619,7 +439,3 @@ def verify_answer(
         time.perf_counter() - t0,
     )
     return Verified(text=text, citations=citations, sentences=checks, answerable=True)
-
-
-def _short_reason(sentence: str) -> bool:
-    return len(sentence.split()) <= 40 and not _claim_numbers(sentence)

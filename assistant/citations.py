@@ -1,0 +1,216 @@
+"""Read the structure of a model's answer: lines, sentences, citation markers and refusals.
+
+:func:`parse_answer` splits an answer into units (one per line: paragraph, list item or
+heading) of sentences, each with the source numbers the model cited for it, and drops a
+reference list the model wrote itself. :func:`is_refusal` and :func:`is_filler` tell a
+sentence that declines to answer or carries no claim from one that must be checked.
+:mod:`assistant.verify` scores the claims against the sources.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from assistant.text import (
+    content_terms,
+    numbers_in,
+    parse_citation_markers,
+    split_sentences,
+    starts_with_citation_marker,
+)
+
+# --- refusals and filler -------------------------------------------------------------------
+_SRC = (
+    r"(?:sources?|papers?|abstracts?|context|collection|documents?|passages?|excerpts?|"
+    r"articles?|provided (?:information|material|text))"
+)
+_REFUSAL = [
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        rf"\b{_SRC}\b[^.]*\b(?:do|does|did)(?: not|n't|\s+not)\s+(?:\w+\s+)?(?:mention|say|"
+        r"provide|contain|answer|discuss|address|include|report|specify|state|give|cover|"
+        r"describe|offer|explain|indicate)",
+        rf"\bno (?:information|mention|details?|data|evidence|answer)\b[^.]*\b{_SRC}\b",
+        rf"\b{_SRC}\b[^.]*\b(?:contain|provide|give|include|offer|has|have)s? no\b",
+        r"\bcan(?:not|'t| not) be (?:answered|determined|found)\b",
+        r"\b(?:unable|not able) to (?:answer|find|determine|locate)\b",
+        rf"\bnot (?:found|covered|mentioned|discussed|addressed|available|provided|specified|"
+        rf"stated|reported|described|included) (?:in|by) (?:the|these|any|this|those)\b[^.]*\b{_SRC}\b",
+        r"\bI (?:do not|don't|dont) know\b",
+        r"\bI (?:cannot|can't|can not|could not|couldn't) (?:answer|find|determine|tell)\b",
+        rf"\b(?:none|neither) of the (?:\w+ )?{_SRC}\b",
+        r"\b(?:insufficient|not enough) information\b",
+        r"\bthere is no (?:information|mention|answer)\b",
+    )
+]
+_DISCOURSE = frozenset(
+    """say said tell tells told here following summary summarize summarise answer question
+    source collection abstract provided given regarding according information context below
+    key point main finding overall briefly describe mention note
+    let take look relevant related excerpt passage discuss""".split()
+)
+
+
+def is_refusal(text: str) -> bool:
+    """Whether the text says the sources do not answer the question.
+
+    For a single sentence: whether it is a refusal. For a whole answer: whether every
+    sentence that carries content is one (an answer that declines one point but answers
+    another is not a refusal).
+    """
+    units = [
+        s
+        for line in text.splitlines()
+        for s in split_sentences(parse_citation_markers(line, [])[0])
+    ]
+    content = [s for s in units if is_refusal_sentence(s) or not is_filler(s)]
+    return bool(content) and all(is_refusal_sentence(s) for s in content)
+
+
+def is_refusal_sentence(sentence: str) -> bool:
+    """Whether one sentence says the sources do not answer (see :func:`is_refusal`)."""
+    return any(p.search(sentence) for p in _REFUSAL)
+
+
+def short_reason(sentence: str) -> bool:
+    """Whether a refusal is short and number-free enough to quote after the no-answer text."""
+    return len(sentence.split()) <= 40 and not claim_numbers(sentence)
+
+
+def is_filler(sentence: str) -> bool:
+    """A sentence with no claim in it ("Here is what the papers say:")."""
+    terms = content_terms(sentence) - _DISCOURSE
+    if len(terms) <= (1 if len(sentence.split()) < 5 else 0):  # "Both help.", "Yes."
+        return not claim_numbers(sentence)
+    short_intro = sentence.rstrip().endswith(":") and len(sentence.split()) <= 12
+    return short_intro and not numbers_in(sentence)
+
+
+def claim_numbers(sentence: str) -> set[str]:
+    """Numbers a source must contain: all but small plain integers (``3 layers``, ``2``)."""
+    out = set()
+    for n in numbers_in(sentence):
+        if n.isdigit() and int(n) < 10:
+            continue
+        out.add(n)
+    return out
+
+
+# --- answer layout -----------------------------------------------------------------------
+_LIST_ITEM = re.compile(r"^(\s*(?:[-*•+]|\d{1,3}[.)])\s+)(.*)$")
+_HEADING = re.compile(r"^\s*(?:#{1,6}\s|\*\*[^*]+\*\*:?\s*$)")
+_FINAL_PUNCT = re.compile(r"\s*([.!?:;…]+[\"'”’)\]]*)\s*$")
+
+
+@dataclass
+class AnswerSentence:
+    """One sentence of the answer with the citations the model gave it; the verifier fills
+    in the rest."""
+
+    text: str
+    model_cites: list[int]
+    kind: str = "claim"  # claim | filler | refusal
+    keep: list[int] = field(default_factory=list)
+    """Chosen source numbers (prompt numbering)."""
+    score: float = 0.0
+    supported: bool = False
+    index: int = -1
+
+
+@dataclass
+class AnswerUnit:
+    """One line of the answer: a paragraph or list item (``prefix`` is its bullet), or a
+    heading or a line without sentences, kept verbatim in ``raw``."""
+
+    prefix: str
+    sentences: list[AnswerSentence]
+    raw: str = ""
+    gap_before: str = ""
+    """'' for the first unit, '\\n' within a block, '\\n\\n' after a blank line."""
+
+
+_REFS_HEADING = re.compile(
+    r"^\s*(?:#+\s*)?\**(?:references|sources|bibliography|citations|works cited)\**:?\**\s*$",
+    re.IGNORECASE,
+)
+
+
+_REFS_WORDS = re.compile(r"\b(?:sources?|references?|citations?|bibliography|cited)\b", re.I)
+_WORDY = re.compile(r"[^\W_]")
+
+
+def parse_answer(raw_text: str, valid: Sequence[int]) -> list[AnswerUnit]:
+    """Split the answer into units (lines: paragraphs, list items, headings) of sentences.
+
+    Each line is its own unit, so the layout survives and a leading "Source 2:" applies to
+    its line only. A trailing reference list the model wrote itself is dropped (the caller builds one).
+    """
+    lines = raw_text.splitlines()
+    for i, line in enumerate(lines):
+        if _REFS_HEADING.match(line):
+            rest = [x for x in lines[i + 1 :] if x.strip()]
+            if all(_LIST_ITEM.match(x) or starts_with_citation_marker(x) for x in rest):
+                lines = lines[:i]
+                break
+    units: list[AnswerUnit] = []
+    gap = ""  # separator before the next unit
+    for line in lines:
+        if not line.strip():
+            gap = "\n\n" if units else ""
+            continue
+        item = _LIST_ITEM.match(line)
+        if item:
+            units.append(_unit(item.group(1).lstrip(), item.group(2), valid, gap))
+        elif _HEADING.match(line):
+            units.append(AnswerUnit(prefix="", sentences=[], raw=line.strip(), gap_before=gap))
+        else:
+            units.append(_unit("", line, valid, gap))
+        gap = "\n"
+    return units
+
+
+def _unit(prefix: str, body: str, valid: Sequence[int], gap: str) -> AnswerUnit:
+    clean, markers = parse_citation_markers(body, valid)
+    if not _WORDY.search(_REFS_WORDS.sub("", clean)):  # "Sources: [1], [2]" or "[3]" alone
+        return AnswerUnit(prefix=prefix, sentences=[], raw="", gap_before=gap)
+    texts = split_sentences(clean)
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for s in texts:
+        start = clean.find(s, pos)
+        start = pos if start < 0 else start
+        spans.append((start, start + len(s)))
+        pos = start + len(s)
+    sentences = [AnswerSentence(text=s, model_cites=[]) for s in texts]
+    if not sentences:
+        return AnswerUnit(prefix=prefix, sentences=[], raw=clean, gap_before=gap)
+    for m in markers:
+        targets = range(len(sentences)) if m.leading else [_owner(m.offset, spans, m.forward)]
+        for t in targets:
+            for n in m.numbers:
+                if n not in sentences[t].model_cites:
+                    sentences[t].model_cites.append(n)
+    return AnswerUnit(prefix=prefix, sentences=sentences, gap_before=gap)
+
+
+def _owner(offset: int, spans: list[tuple[int, int]], forward: bool = False) -> int:
+    """The sentence a marker belongs to: the one it sits in, else the one it follows (or,
+    for ``forward`` markers, the one that follows it)."""
+    for i, (start, end) in enumerate(spans):
+        if offset <= start:
+            return i if forward else max(0, i - 1)
+        if offset < end or (offset == end and not forward):
+            return i
+    return len(spans) - 1
+
+
+def place_marks(text: str, marks: str) -> str:
+    """Put ``marks`` before the sentence's final punctuation: ``... accuracy [1].``"""
+    if not marks:
+        return text
+    m = _FINAL_PUNCT.search(text)
+    if m and m.start() > 0:
+        return f"{text[: m.start()]} {marks}{m.group(1)}"
+    return f"{text} {marks}"
