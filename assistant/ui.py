@@ -10,11 +10,10 @@ papers under it (click one to read its whole abstract). Nothing leaves the machi
 analytics, no share link unless asked for (with a password), no web fonts.
 """
 
-from __future__ import annotations
-
 import html
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -47,9 +46,11 @@ ALL_FILES = "All files"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 PENDING_HTML = '<span class="pa-pending">Searching the papers…</span>'
 CURSOR = " ▍"
+_GENERIC_REFUSAL = re.compile(r"\bnot\b.{0,40}\banswer", re.IGNORECASE)
+"""A model's refusal that only repeats NO_ANSWER_TEXT (shown once, not twice)."""
+STOPPED_HTML = ' <span class="pa-pending">(stopped)</span>'
 
 CSS = """
-.gradio-container { max-width: 1180px !important; margin: 0 auto; }
 #pa-header h1 { font-size: 1.35rem; margin: 0; }
 #pa-header p { margin: 2px 0 0; color: var(--body-text-color-subdued); }
 #pa-chat .message { font-size: 0.97rem; line-height: 1.55; }
@@ -177,7 +178,10 @@ def render_answer(answer: Answer, filters: Sequence[str] = ()) -> str:
     would end an HTML block.
     """
     if not answer.answerable:
-        text = answer.text if answer.text.startswith(NO_ANSWER_TEXT) else NO_ANSWER_TEXT
+        text = NO_ANSWER_TEXT
+        reason = answer.text[len(NO_ANSWER_TEXT) :].strip()
+        if answer.text.startswith(NO_ANSWER_TEXT) and not _GENERIC_REFUSAL.search(reason):
+            text = f"{NO_ANSWER_TEXT} {reason}".strip()
         out = f'<div class="pa-notice">{_esc(text)}</div>'
         if filters:
             out += '<div class="pa-footer">The side panel\'s filters narrowed the search.</div>'
@@ -204,6 +208,16 @@ def _render_streaming(raw: str) -> str:
     return _esc(raw) + CURSOR
 
 
+def _message_text(message: dict[str, Any]) -> str:
+    """The text of a chat message as the Chatbot hands it back (a str or content parts)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
 def _render_error(exc: BaseException) -> str:
     if isinstance(exc, AssistantError):
         msg = str(exc)
@@ -217,7 +231,7 @@ def _render_error(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_info(assistant: Assistant) -> dict[str, Any]:
+def _read_info(assistant: "Assistant") -> dict[str, Any]:
     try:
         return assistant.info()
     except AssistantError as exc:
@@ -239,7 +253,7 @@ def _info_markdown(info: dict[str, Any]) -> str:
     )
 
 
-def _source_files(assistant: Assistant) -> list[str]:
+def _source_files(assistant: "Assistant") -> list[str]:
     try:
         _, _, metas = assistant.retriever.index.all_chunks()
     except AssistantError as exc:
@@ -271,12 +285,12 @@ def _filters(date_from: str | None, date_to: str | None, source: str | None) -> 
 
 
 def build_app(
-    assistant: Assistant,
+    assistant: "Assistant",
     *,
     concurrency: int | None = None,
     examples: Sequence[str] | None = None,
     title: str = "Paper Assistant",
-) -> gr.Blocks:
+) -> "gr.Blocks":
     """The chat app for ``assistant`` (built, not launched; see :func:`launch`).
 
     ``concurrency`` is how many questions are answered at once (default: what the LLM says it
@@ -298,6 +312,19 @@ def build_app(
     export_dir = Path(tempfile.mkdtemp(prefix="paper-assistant-ui-"))
     top_k_default = max(1, min(10, assistant.settings.top_k))
 
+    def add_question(question: str, chat: list[dict[str, Any]] | None) -> tuple[Any, ...]:
+        """Show the question at once (no queue), then :func:`respond` answers it."""
+        question = " ".join((question or "").split())
+        chat = list(chat or [])
+        if not question:
+            return gr.update(), chat, ""
+        chat += [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": PENDING_HTML},
+        ]
+        busy = gr.Textbox(value="", interactive=False, submit_btn=False, stop_btn=True)
+        return busy, chat, question
+
     def respond(
         question: str,
         chat: list[dict[str, Any]] | None,
@@ -307,48 +334,49 @@ def build_app(
         date_to: str,
         source: str,
     ) -> Iterator[tuple[Any, ...]]:
-        question = " ".join((question or "").split())
         chat = list(chat or [])
         answers = list(answers or [])
         if not question:
-            yield gr.update(), chat, answers, gr.update()
             return
-        chat += [
-            {"role": "user", "content": question},
-            {"role": "assistant", "content": PENDING_HTML},
-        ]
-        yield gr.Textbox(value="", submit_btn=False, stop_btn=True), chat, answers, gr.update()
         raw = ""
+        stream: Iterator[str | Answer] | None = None
         try:
             filters = _filters(date_from, date_to, source)
-            for item in assistant.stream(
+            stream = assistant.stream(
                 question, top_k=int(top_k), filters=filters or None, history=answers
-            ):
+            )
+            for item in stream:
                 if isinstance(item, Answer):
                     chat[-1] = {"role": "assistant", "content": render_answer(item, filters)}
                     answers.append(item)
                     path = _export(export_dir, item)
-                    yield (
-                        gr.update(),
-                        chat,
-                        answers,
-                        gr.DownloadButton(value=path, interactive=True),
-                    )
+                    yield chat, answers, gr.DownloadButton(value=path, interactive=True)
                 else:
                     raw += item
                     chat[-1] = {"role": "assistant", "content": _render_streaming(raw)}
-                    yield gr.update(), chat, answers, gr.update()
+                    yield chat, answers, gr.update()
         except AssistantError as exc:
             log.info("question failed: %s", exc)
             chat[-1] = {"role": "assistant", "content": _render_error(exc)}
-            yield gr.update(), chat, answers, gr.update()
+            yield chat, answers, gr.update()
         except Exception as exc:  # the edge: show it, log it, keep serving
             log.exception("unexpected error while answering %r", question)
             chat[-1] = {"role": "assistant", "content": _render_error(exc)}
-            yield gr.update(), chat, answers, gr.update()
+            yield chat, answers, gr.update()
+        finally:  # Stop / New chat close this generator: end the model's generation too
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
 
-    def ready() -> Any:
-        return gr.Textbox(submit_btn=True, stop_btn=False)
+    def ready(chat: list[dict[str, Any]] | None) -> tuple[Any, ...]:
+        """Re-enable the question box; an answer cut short by Stop says so."""
+        chat = list(chat or [])
+        if chat and chat[-1].get("role") == "assistant":
+            text = _message_text(chat[-1])
+            if text == PENDING_HTML or text.endswith(CURSOR.strip()):
+                partial = "" if text == PENDING_HTML else text.rstrip(CURSOR).rstrip()
+                chat[-1] = {"role": "assistant", "content": partial + STOPPED_HTML}
+        return gr.Textbox(interactive=True, submit_btn=True, stop_btn=False), chat
 
     def pick_example(evt: gr.SelectData) -> str:
         value = evt.value
@@ -358,7 +386,7 @@ def build_app(
         return (
             [],
             [],
-            gr.Textbox(value="", submit_btn=True, stop_btn=False),
+            gr.Textbox(value="", interactive=True, submit_btn=True, stop_btn=False),
             gr.DownloadButton(value=None, interactive=False),
         )
 
@@ -370,7 +398,7 @@ def build_app(
     with gr.Blocks(title=title, analytics_enabled=False, fill_height=True) as app:
         answers_state = gr.State([])
         with gr.Sidebar(label="Settings", open=True, width=330):
-            gr.Markdown(f"## {_esc(title)}")
+            gr.Markdown("### Search")
             top_k = gr.Slider(
                 1, 10, value=top_k_default, step=1, label="Sources per answer",
                 info="How many papers the model reads",
@@ -417,27 +445,41 @@ def build_app(
                 "Download Markdown", value=None, interactive=False, size="sm", elem_id="pa-download"
             )
 
-        ask_inputs = [question, chatbot, answers_state, top_k, date_from, date_to, source]
-        ask_outputs = [question, chatbot, answers_state, download]
-        submitted = question.submit(
-            respond, ask_inputs, ask_outputs, api_name="ask", show_progress="hidden"
-        )
-        submitted.then(ready, None, question, queue=False, api_visibility="undocumented")
-        example = chatbot.example_select(
-            pick_example, None, question, queue=False, api_visibility="undocumented"
-        ).then(
-            respond, ask_inputs, ask_outputs, show_progress="hidden", api_visibility="undocumented"
-        )
-        example.then(ready, None, question, queue=False, api_visibility="undocumented")
-        question.stop(None, None, None, cancels=[submitted, example], api_visibility="undocumented")
-        clear.click(
-            new_chat,
-            None,
-            [chatbot, answers_state, question, download],
-            cancels=[submitted, example],
-            queue=False,
-            api_visibility="undocumented",
-        )
+        pending = gr.State("")
+        hidden: dict[str, Any] = {"api_visibility": "undocumented"}
+        ask_inputs = [pending, chatbot, answers_state, top_k, date_from, date_to, source]
+        ask_outputs = [chatbot, answers_state, download]
+        answering = []
+        for trigger in (
+            question.submit(
+                add_question,
+                [question, chatbot],
+                [question, chatbot, pending],
+                queue=False,
+                **hidden,
+            ),
+            chatbot.example_select(pick_example, None, question, queue=False, **hidden).then(
+                add_question,
+                [question, chatbot],
+                [question, chatbot, pending],
+                queue=False,
+                **hidden,
+            ),
+        ):
+            event = trigger.then(respond, ask_inputs, ask_outputs, show_progress="hidden", **hidden)
+            event.then(ready, chatbot, [question, chatbot], queue=False, **hidden)
+            answering.append(event)
+        question.stop(None, None, None, cancels=answering, **hidden)
+        # "New chat" and the chat's own trash button both forget the conversation.
+        for reset in (clear.click, chatbot.clear):
+            reset(
+                new_chat,
+                None,
+                [chatbot, answers_state, question, download],
+                cancels=answering,
+                queue=False,
+                **hidden,
+            )
     app.queue(default_concurrency_limit=max(1, int(concurrency)))
     return app
 
@@ -478,7 +520,7 @@ def _check_exposure(host: str, auth: tuple[str, str] | None, share: bool) -> Non
 
 
 def launch(
-    app: gr.Blocks,
+    app: "gr.Blocks",
     *,
     host: str = "127.0.0.1",
     port: int = 7860,
@@ -514,7 +556,7 @@ def launch(
 
 
 def serve(
-    assistant: Assistant,
+    assistant: "Assistant",
     host: str = "127.0.0.1",
     port: int = 7860,
     auth: tuple[str, str] | None = None,
