@@ -1,0 +1,144 @@
+"""``python -m evals run|compare``: run the evaluation suite, or compare two runs.
+
+    python -m evals run --dataset sample --limit 5 --preset small
+    python -m evals run                      # everything: both datasets, base model, baseline
+    python -m evals compare out/evals/A out/evals/B
+
+``run`` writes report.json, report.md and PNG charts into ``--out`` (default
+``out/evals/<timestamp>``) and prints, as its last line, a JSON summary of the aggregates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from assistant.cli_common import print_json, run_guarded, setup_logging
+from assistant.settings import Settings
+
+DEFAULT_OUT_ROOT = Path("out") / "evals"
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
+    return n
+
+
+def _count(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m evals", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the evaluation and write a report")
+    run.add_argument(
+        "--dataset",
+        action="append",
+        choices=["sample", "scifact"],
+        help="dataset to run (repeat for several; default: both)",
+    )
+    run.add_argument("--limit", type=_positive, help="at most N cases per dataset (types mixed)")
+    run.add_argument(
+        "--judge", choices=["local", "openai"], default="local",
+        help="entailment judge: the local GGUF model, or the OpenAI-compatible server of the "
+        "settings (ASSISTANT_OPENAI_BASE_URL / _MODEL / _API_KEY)",
+    )  # fmt: skip
+    run.add_argument(
+        "--preset", choices=["tiny", "small", "base"],
+        help="local model preset for the assistant (default: ASSISTANT_LLM_PRESET, else base)",
+    )  # fmt: skip
+    run.add_argument(
+        "--judge-preset", choices=["tiny", "small", "base"],
+        help="local model preset for the judge (default: the assistant's preset)",
+    )  # fmt: skip
+    run.add_argument(
+        "--max-tokens", type=_positive,
+        help="most tokens per answer (ASSISTANT_MAX_TOKENS; default 320)",
+    )  # fmt: skip
+    run.add_argument("--out", type=Path, help="output folder (default out/evals/<timestamp>)")
+    run.add_argument(
+        "--index-dir", type=Path,
+        help="index of the sample collection to use (ingested there if missing or out of date; "
+        "default: a cache under the output root)",
+    )  # fmt: skip
+    run.add_argument("--cache-dir", type=Path, help="where indexes are cached between runs")
+    run.add_argument("--no-baseline", action="store_true", help="skip the llama-index baseline")
+    run.add_argument(
+        "--judge-pairs", type=_count, metavar="N",
+        help="check the judge on the first N hand-labelled pairs (default all 40; 0: skip)",
+    )  # fmt: skip
+    run.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    cmp = sub.add_parser("compare", help="print the metric differences of two reports")
+    cmp.add_argument("a", type=Path, help="report.json (or its folder) of run A")
+    cmp.add_argument("b", type=Path, help="report.json (or its folder) of run B")
+    return parser
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    def factory(total: int, desc: str) -> Any:
+        return tqdm(total=total, desc=desc, file=sys.stderr, leave=False)
+
+    return factory
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .report import summary, write_report
+    from .runner import RunConfig, run_eval
+
+    settings = Settings.load(llm_preset=args.preset, max_tokens=args.max_tokens)
+    if args.out is not None:
+        out_dir, cache_dir = args.out, args.cache_dir or args.out / "cache"
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out_dir = DEFAULT_OUT_ROOT / stamp
+        cache_dir = args.cache_dir or DEFAULT_OUT_ROOT / "cache"
+    config = RunConfig(
+        out_dir=out_dir,
+        cache_dir=cache_dir,
+        datasets=tuple(args.dataset or ("sample", "scifact")),
+        limit=args.limit,
+        judge=args.judge,
+        judge_preset=args.judge_preset or settings.llm_preset,
+        baseline=not args.no_baseline,
+        sample_index_dir=args.index_dir,
+        judge_pairs=args.judge_pairs,
+    )
+    report = run_eval(settings, config, progress=_progress(not args.quiet))
+    paths = write_report(report, out_dir)
+    sys.stderr.write(f"report: {paths['markdown']}\n")
+    print_json(summary(report))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .report import compare_reports, load_report
+
+    sys.stdout.write(compare_reports(load_report(args.a), load_report(args.b)) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m evals`` and ``assistant eval``."""
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        setup_logging(args.verbose, args.quiet)
+        return run_guarded(lambda: _run(args))
+    return run_guarded(lambda: _compare(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

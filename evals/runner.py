@@ -1,0 +1,518 @@
+"""The evaluation runner: questions through the assistant and the baseline, then scores.
+
+A run has three phases per dataset, so that latencies are clean and judging is cheap:
+
+1. *answer*: every question through the assistant (and the baseline), timed;
+2. *judge*: every (passage, sentence) pair any metric needs is sent to the judge, grouped by
+   passage (a local model then evaluates each passage once);
+3. *score*: the functions of :mod:`evals.metrics`, reading the judge's memo.
+
+Datasets: ``sample`` (evals/data/sample_qa.jsonl over the bundled sample collection) and
+``scifact`` (evals/data/scifact_claims.jsonl over its 182 gold abstracts, indexed as a
+collection of their own). The SciFact verdict is the judge's answer (prompts/judge_claim.txt)
+on the full abstract of the top retrieved paper: it scores retrieval and verdict end to end
+without 208 long generations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from assistant.assistant import Assistant
+from assistant.embeddings import Embedder, load_embedder
+from assistant.errors import AssistantError, InputError, LLMUnavailableError
+from assistant.ingest import ingest_papers
+from assistant.llm import ChatModel, chat_model_from_settings
+from assistant.readers import default_sample_paths, read_paths
+from assistant.settings import Settings
+from assistant.text import title_key
+
+from . import metrics as M
+from .baseline import DESCRIPTION as BASELINE_DESCRIPTION
+from .baseline import Baseline
+from .judge import (
+    NO_NLI_NOTE,
+    Judge,
+    JudgeKind,
+    judge_agreement,
+    judge_model,
+    load_judge_pairs,
+    premise_text,
+)
+from .report import aggregate
+
+__all__ = ["RunConfig", "run_eval", "DATA_DIR", "DATASETS", "file_sha256", "select_cases"]
+
+logger = logging.getLogger(__name__)
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DATASETS = {"sample": "sample_qa.jsonl", "scifact": "scifact_claims.jsonl"}
+JUDGE_PAIRS = "judge_pairs.jsonl"
+SYSTEMS = ("assistant", "baseline")
+RANK_K = 10
+ASSISTANT_DESCRIPTION = "Assistant: dense + BM25 fusion, passage selection, verified citations"
+ProgressFactory = Callable[[int, str], Any]
+
+
+@dataclass
+class RunConfig:
+    """What to run; the CLI builds it from its flags."""
+
+    out_dir: Path
+    cache_dir: Path
+    datasets: Sequence[str] = ("sample", "scifact")
+    limit: int | None = None
+    judge: JudgeKind = "local"
+    judge_preset: str | None = None
+    baseline: bool = True
+    sample_index_dir: Path | None = None
+    judge_pairs: int | None = None
+    """How many labelled pairs to check the judge on (None: all, 0: none)."""
+
+
+@dataclass
+class _Output:
+    """One system's answer, reduced to what the metrics read."""
+
+    text: str = ""
+    answerable: bool = False
+    ranked: list[str] = field(default_factory=list)  # title keys, best first
+    sentences: list[M.CitedSentence] = field(default_factory=list)
+    retrieved: list[str] = field(default_factory=list)  # premises the model was shown
+    latency: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise InputError(f"{path}:{n} is not JSON ({exc}); fix the line") from None
+    return rows
+
+
+def select_cases(rows: list[dict[str, Any]], limit: int | None, key: str) -> list[dict[str, Any]]:
+    """The first ``limit`` rows taken round-robin over the values of ``key`` (file order within
+    each), so a small limit still covers every question type or label; all rows for None."""
+    if limit is None or limit >= len(rows):
+        return list(rows)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(str(row.get(key)), []).append(row)
+    picked: list[dict[str, Any]] = []
+    depth = 0
+    while len(picked) < limit:
+        for items in groups.values():
+            if depth < len(items) and len(picked) < limit:
+                picked.append(items[depth])
+        depth += 1
+    return picked
+
+
+def _fingerprint(settings: Settings) -> str:
+    blob = json.dumps(settings.index_fingerprint(), sort_keys=True).encode()
+    return hashlib.sha1(blob).hexdigest()[:8]
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(progress: ProgressFactory | None, total: int, desc: str) -> Any:
+    return progress(total, desc) if progress is not None and total else _NoBar()
+
+
+class _Run:
+    """State shared by the datasets of one run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: RunConfig,
+        llm: ChatModel,
+        embedder: Embedder,
+        judge: Judge,
+        progress: ProgressFactory | None,
+    ) -> None:
+        self.settings, self.config, self.llm = settings, config, llm
+        self.embedder, self.judge, self.progress = embedder, judge, progress
+        self.phases: dict[str, float] = {}
+        self.indexes: dict[str, str] = {}
+        self.systems = SYSTEMS if config.baseline else SYSTEMS[:1]
+
+    def timed(self, name: str, started: float) -> None:
+        self.phases[name] = round(self.phases.get(name, 0.0) + time.perf_counter() - started, 3)
+
+    def judge_all(self, outputs: list[_Output], name: str) -> None:
+        pairs = {
+            (premise, s.text)
+            for out in outputs
+            for s in out.sentences
+            for premise in {*out.retrieved, *s.cited}
+        }
+        started = time.perf_counter()
+        bar = _bar(self.progress, len(pairs), f"{name}: judging")
+        try:
+            self.judge.prefetch(pairs, on_done=bar.update)
+        finally:
+            bar.close()
+        self.timed(f"{name}_judging", started)
+
+
+# --- sample -----------------------------------------------------------------------------------
+
+
+def _assistant_output(assistant: Assistant, question: str) -> _Output:
+    started = time.perf_counter()
+    answer = assistant.ask(question)
+    out = _Output(latency=time.perf_counter() - started)
+    out.ranked = [title_key(s.title) for s in assistant.retrieve(question, top_k=RANK_K)]
+    by_number = {c.number: c for c in answer.citations}
+    out.text, out.answerable, out.timings = answer.text, answer.answerable, dict(answer.timings)
+    out.retrieved = list(dict.fromkeys(premise_text(s.title, s.abstract) for s in answer.sources))
+    if answer.answerable:  # a declined answer shows no claim: nothing to check
+        out.sentences = [
+            M.CitedSentence(
+                s.text,
+                [
+                    premise_text(by_number[n].title, by_number[n].abstract)
+                    for n in s.citations
+                    if n in by_number
+                ],
+            )
+            for s in answer.sentences
+        ]
+    return out
+
+
+def _baseline_output(baseline: Baseline, question: str) -> _Output:
+    started = time.perf_counter()
+    answer = baseline.ask(question)
+    out = _Output(latency=time.perf_counter() - started)
+    out.ranked = [title_key(r.title) for r in baseline.retrieve(question, top_k=RANK_K)]
+    out.text, out.answerable, out.timings = answer.text, answer.answerable, answer.timings
+    out.retrieved = list(dict.fromkeys(s.premise for s in answer.sources))
+    if answer.answerable:
+        out.sentences = [
+            M.CitedSentence(text, [answer.sources[n - 1].premise for n in refs])
+            for text, refs in answer.sentences
+        ]
+    return out
+
+
+def _guarded(fn: Callable[[], _Output], what: str) -> _Output:
+    try:
+        return fn()
+    except LLMUnavailableError:
+        raise  # the server is gone: every later question would fail too
+    except AssistantError as exc:
+        logger.warning("%s failed: %s", what, exc)
+        return _Output(error=f"{type(exc).__name__}: {exc}")
+
+
+def _retrieval_scores(ranked: list[str], gold: set[str]) -> dict[str, float]:
+    return {
+        "hit@1": M.hit_rate_at_k(ranked, gold, 1),
+        "hit@5": M.hit_rate_at_k(ranked, gold, 5),
+        "hit@10": M.hit_rate_at_k(ranked, gold, 10),
+        "mrr": M.reciprocal_rank(ranked, gold),
+        "ndcg@10": M.ndcg_at_k(ranked, gold, 10),
+    }
+
+
+def _score_sample(out: _Output, case: dict[str, Any], judge: Judge) -> tuple[dict, list]:
+    """The scores of one answer and, per sentence, what the judge said about it."""
+    if out.error:
+        return {}, []
+    scores = _retrieval_scores(out.ranked, {title_key(t) for t in case.get("gold_titles", [])})
+    cit = M.citation_scores(out.sentences, judge)
+    scores["citation_recall"] = cit["citation_recall"]
+    scores["citation_precision"] = cit["citation_precision"]
+    scores["faithfulness"] = M.faithfulness([s.text for s in out.sentences], out.retrieved, judge)
+    facts = case.get("key_facts") or []
+    scores["key_fact_recall"] = M.key_fact_recall(out.text, facts) if facts else M.NAN
+    details = [
+        {
+            "text": s.text,
+            "n_cited": len(s.cited),
+            "supported_by_citations": bool(s.cited)
+            and judge(M.PASSAGE_SEPARATOR.join(s.cited), s.text),
+            "supported_by_retrieved": any(judge(p, s.text) for p in out.retrieved),
+        }
+        for s in out.sentences
+    ]
+    return scores, details
+
+
+def _run_sample(run: _Run, cases: list[dict[str, Any]], sample_papers: Any) -> list[dict]:
+    settings = run.settings.model_copy(
+        update={
+            "index_dir": run.config.sample_index_dir
+            or run.config.cache_dir / f"sample-index-{_fingerprint(run.settings)}"
+        }
+    )
+    started = time.perf_counter()
+    report = ingest_papers(sample_papers, settings, embedder=run.embedder)
+    run.indexes["sample"] = f"{settings.describe_index()} ({settings.collection})"
+    logger.info("sample index %s: %d papers", settings.index_dir, report.papers_total)
+    run.timed("sample_index", started)
+    assistant = Assistant(settings, llm=run.llm, embed_model=run.embedder)
+    assistant.warm_up()
+    baseline = (
+        Baseline(settings, llm=run.llm, embedder=run.embedder) if run.config.baseline else None
+    )
+
+    outputs: list[dict[str, _Output]] = []
+    started = time.perf_counter()
+    bar = _bar(run.progress, len(cases), "sample: answering")
+    try:
+        for case in cases:
+            q = case["question"]
+            row = {"assistant": _guarded(partial(_assistant_output, assistant, q), case["id"])}
+            if baseline is not None:
+                row["baseline"] = _guarded(partial(_baseline_output, baseline, q), case["id"])
+            outputs.append(row)
+            bar.update()
+    finally:
+        bar.close()
+    run.timed("sample_answering", started)
+    run.judge_all([o for row in outputs for o in row.values()], "sample")
+
+    started = time.perf_counter()
+    records = []
+    for case, row in zip(cases, outputs):
+        rec: dict[str, Any] = {
+            k: case.get(k) for k in ("id", "type", "question", "gold_titles", "key_facts")
+        }
+        for system, out in row.items():
+            scores, sentences = _score_sample(out, case, run.judge)
+            rec[system] = {
+                "answer": out.text,
+                "answerable": out.answerable,
+                "error": out.error,
+                "top_titles": out.ranked[:5],
+                "sentences": sentences,
+                "latency_s": round(out.latency, 4),
+                "timings": out.timings,
+                "scores": scores,
+            }
+        records.append(rec)
+    run.timed("sample_scoring", started)
+    return records
+
+
+# --- scifact ----------------------------------------------------------------------------------
+
+
+def _run_scifact(
+    run: _Run, claims: list[dict[str, Any]], all_claims: list[dict[str, Any]]
+) -> list[dict]:
+    abstracts: dict[str, tuple[str, str]] = {}
+    for row in all_claims:
+        gold = row["gold_ctx"][0]
+        abstracts.setdefault(title_key(gold["title"]), (gold["title"], gold["text"]))
+    jsonl = run.config.out_dir / "scifact_abstracts.jsonl"
+    with jsonl.open("w", encoding="utf-8") as fh:
+        for title, text in abstracts.values():
+            fh.write(json.dumps({"title": title, "abstract": text}, ensure_ascii=False) + "\n")
+    settings = run.settings.model_copy(
+        update={
+            "index_dir": run.config.cache_dir / f"scifact-index-{_fingerprint(run.settings)}",
+            "collection": "scifact",
+        }
+    )
+    started = time.perf_counter()
+    read = read_paths([jsonl])
+    if len(read.papers) != len(abstracts):
+        logger.warning("scifact: %d abstracts read of %d", len(read.papers), len(abstracts))
+    ingest_papers(read, settings, embedder=run.embedder)
+    run.indexes["scifact"] = f"{settings.describe_index()} ({settings.collection})"
+    run.timed("scifact_index", started)
+    assistant = Assistant(settings, llm=run.llm, embed_model=run.embedder)
+    baseline = (
+        Baseline(settings, llm=run.llm, embedder=run.embedder) if run.config.baseline else None
+    )
+
+    started = time.perf_counter()
+    outputs: list[dict[str, _Output]] = []
+    for row in claims:
+        claim, res = row["input"], {}
+        t = time.perf_counter()
+        res["assistant"] = _Output(
+            ranked=[title_key(s.title) for s in assistant.retrieve(claim, top_k=RANK_K)]
+        )
+        res["assistant"].latency = time.perf_counter() - t
+        if baseline is not None:
+            t = time.perf_counter()
+            res["baseline"] = _Output(
+                ranked=[title_key(r.title) for r in baseline.retrieve(claim, top_k=RANK_K)]
+            )
+            res["baseline"].latency = time.perf_counter() - t
+        outputs.append(res)
+    run.timed("scifact_retrieval", started)
+
+    def premise_of(out: _Output) -> str | None:
+        top = out.ranked[0] if out.ranked else None
+        return premise_text(*abstracts[top]) if top in abstracts else None
+
+    started = time.perf_counter()
+    pairs = {
+        (p, row["input"])
+        for row, res in zip(claims, outputs)
+        for o in res.values()
+        if (p := premise_of(o))
+    }
+    bar = _bar(run.progress, len(pairs), "scifact: verdicts")
+    try:
+        run.judge.prefetch(pairs, prompt="judge_claim", on_done=bar.update)
+    finally:
+        bar.close()
+    run.timed("scifact_judging", started)
+
+    records = []
+    for i, (row, res) in enumerate(zip(claims, outputs)):
+        gold_key = title_key(row["gold_ctx"][0]["title"])
+        label = str(row["answer"]).strip().lower() == "true"
+        rec: dict[str, Any] = {
+            "id": row.get("id", f"scifact-{i:03d}"),
+            "claim": row["input"],
+            "label": label,
+            "gold_title": row["gold_ctx"][0]["title"],
+        }
+        for system, out in res.items():
+            premise = premise_of(out)
+            verdict = (
+                run.judge.verdict(premise, row["input"], prompt="judge_claim") if premise else None
+            )
+            scores = _retrieval_scores(out.ranked, {gold_key})
+            scores["verdict_accuracy"] = M.verdict_accuracy([verdict], [label])
+            rec[system] = {
+                "top_titles": out.ranked[:5],
+                "top_is_gold": bool(out.ranked) and out.ranked[0] == gold_key,
+                "verdict": verdict,
+                "latency_s": round(out.latency, 4),
+                "scores": scores,
+            }
+        records.append(rec)
+    return records
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def _settings_dump(settings: Settings) -> dict[str, Any]:
+    return settings.model_dump(mode="json", exclude={"openai_api_key"})
+
+
+def run_eval(
+    settings: Settings,
+    config: RunConfig,
+    *,
+    llm: ChatModel | None = None,
+    embedder: Embedder | None = None,
+    judge: Judge | None = None,
+    progress: ProgressFactory | None = None,
+) -> dict[str, Any]:
+    """Run the datasets of ``config``; returns the report (see evals/report.py for its files)."""
+    unknown = [d for d in config.datasets if d not in DATASETS]
+    if unknown:
+        raise InputError(f"unknown dataset(s) {unknown}; choose from {sorted(DATASETS)}")
+    started_at = datetime.now(timezone.utc)
+    started = time.perf_counter()
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    config.cache_dir.mkdir(parents=True, exist_ok=True)
+    llm = llm or chat_model_from_settings(settings)  # loads on first use
+    if judge is None:  # before anything slow: a bad judge setting fails at once
+        judge = Judge(judge_model(settings, config.judge, preset=config.judge_preset, reuse=llm))
+    embedder = embedder or load_embedder(settings)
+    run = _Run(settings, config, llm, embedder, judge, progress)
+
+    sample_papers = read_paths(default_sample_paths())
+    datasets_meta: dict[str, Any] = {}
+    records: dict[str, Any] = {}
+    aggregates: dict[str, Any] = {}
+    for name in dict.fromkeys(config.datasets):
+        path = DATA_DIR / DATASETS[name]
+        rows = _read_jsonl(path)
+        for i, row in enumerate(rows):
+            row.setdefault("id", f"{name}-{i:03d}")
+        cases = select_cases(rows, config.limit, "type" if name == "sample" else "answer")
+        datasets_meta[name] = {
+            "file": f"evals/data/{path.name}",
+            "sha256": file_sha256(path),
+            "n_total": len(rows),
+            "n_used": len(cases),
+        }
+        logger.info("%s: %d of %d cases", name, len(cases), len(rows))
+        if name == "sample":
+            records[name] = _run_sample(run, cases, sample_papers)
+        else:
+            records[name] = _run_scifact(run, cases, rows)
+        aggregates[name] = aggregate(name, records[name], run.systems)
+        datasets_meta[name]["index"] = run.indexes.get(name)
+
+    agreement = None
+    if config.judge_pairs != 0:
+        t = time.perf_counter()
+        pairs_path = DATA_DIR / JUDGE_PAIRS
+        all_pairs = load_judge_pairs(pairs_path)
+        pairs = all_pairs[: config.judge_pairs]
+        papers = {title_key(p.title): (p.title, p.abstract) for p in sample_papers.papers}
+        agreement = judge_agreement(judge, pairs, papers).to_dict()
+        datasets_meta["judge_pairs"] = {
+            "file": f"evals/data/{JUDGE_PAIRS}",
+            "sha256": file_sha256(pairs_path),
+            "n_total": len(all_pairs),
+            "n_used": len(pairs),
+        }
+        run.timed("judge_agreement", t)
+
+    return {
+        "created": started_at.isoformat(timespec="seconds"),
+        "out_dir": str(config.out_dir),
+        "settings": _settings_dump(settings),
+        "models": {
+            "assistant": llm.name,
+            "baseline": llm.name if config.baseline else None,
+            "judge": judge.model.name,
+            "embedder": embedder.model_id,
+        },
+        "systems": {
+            "assistant": ASSISTANT_DESCRIPTION,
+            "baseline": BASELINE_DESCRIPTION if config.baseline else None,
+        },
+        "datasets": datasets_meta,
+        "judge": {
+            "kind": config.judge,
+            "model": judge.model.name,
+            "prompts": ["prompts/judge.txt", "prompts/judge_claim.txt"],
+            "max_tokens": judge.max_tokens,
+            "stats": judge.stats.to_dict(),
+            "note": NO_NLI_NOTE,
+        },
+        "judge_agreement": agreement,
+        "aggregates": aggregates,
+        "records": records,
+        "timings": {"total_s": round(time.perf_counter() - started, 3), "phases": run.phases},
+    }
