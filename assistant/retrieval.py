@@ -89,7 +89,12 @@ class _BM25Cache:
 
     def get(self, index: PaperIndex) -> _BM25Cache:
         col = index.collection
-        key = (id(index.client), index.settings.collection, (col.metadata or {}).get("updated"), col.count())
+        key = (
+            id(index.client),
+            index.settings.collection,
+            (col.metadata or {}).get("updated"),
+            col.count(),
+        )
         with self._lock:
             if key != self._key:
                 import bm25s
@@ -104,7 +109,11 @@ class _BM25Cache:
                 self.id_pos = {cid: i for i, cid in enumerate(ids)}
                 self.df = np.diff(model.scores["indptr"]) if corpus else np.zeros(0)
                 self._key = key
-                log.info("BM25 index of %d chunks built in %.2f s", len(ids), time.perf_counter() - started)
+                log.info(
+                    "BM25 index of %d chunks built in %.2f s",
+                    len(ids),
+                    time.perf_counter() - started,
+                )
         return self
 
 
@@ -135,7 +144,9 @@ def parse_filters(items: Sequence[str] | dict[str, Any] | None) -> dict[str, Any
             value = int(raw)
         elif re.fullmatch(r"-?\d*\.\d+", raw):
             value = float(raw)
-        chroma_op = {"=": "$eq", "!=": "$ne", ">=": "$gte", "<=": "$lte", ">": "$gt", "<": "$lt"}[op]
+        chroma_op = {"=": "$eq", "!=": "$ne", ">=": "$gte", "<=": "$lte", ">": "$gt", "<": "$lt"}[
+            op
+        ]
         clauses.append({key: {chroma_op: value}})
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
@@ -175,7 +186,9 @@ class HybridRetriever:
         self._bm25.get(self.index)
 
     # --- the two retrievers ---------------------------------------------------------------
-    def dense(self, query_vec: np.ndarray, k: int, where: dict | None) -> list[tuple[str, float, dict]]:
+    def dense(
+        self, query_vec: np.ndarray, k: int, where: dict | None
+    ) -> list[tuple[str, float, dict]]:
         """(chunk id, cosine similarity, metadata), best first."""
         from llama_index.core.vector_stores.types import VectorStoreQuery
 
@@ -294,6 +307,15 @@ class HybridRetriever:
         top_k = top_k or self.settings.top_k
         cands = self.candidates(query, where=where, boost_ids=boost_ids)
         kept = [c for c in cands if self.relevant(c)][:top_k]
+        if kept:  # drop papers far weaker than the best one: shorter prompts, fewer stray cites
+            best = max(c.dense for c in kept)
+            margin = self.settings.relevance_margin
+            kept = [
+                c
+                for c in kept
+                if c.dense >= best - margin
+                or (c.rare_match and c.bm25_rank is not None and c.bm25_rank <= 2)
+            ]
         sources = self.to_sources(kept)
         if self.reranker is not None and sources:
             sources = self.reranker.rerank(query, sources)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from assistant.errors import ConfigError, InputError
-from assistant.llm import ChatModel, OpenAIChatModel, chat_model_from_settings
+from assistant.llm import ChatModel, chat_model_from_settings
 from assistant.prompts import load_prompt
 from assistant.settings import Settings
 from assistant.text import title_key
@@ -191,14 +191,7 @@ def judge_model(
                 "--judge openai needs a server: set ASSISTANT_OPENAI_BASE_URL (and "
                 "ASSISTANT_OPENAI_MODEL), or ASSISTANT_OPENAI_API_KEY for api.openai.com"
             )
-        return OpenAIChatModel(
-            base_url=settings.openai_base_url,
-            api_key=settings.openai_api_key,
-            model=settings.openai_model,
-            context_window=settings.openai_context_window,
-            timeout=settings.request_timeout,
-            max_retries=settings.max_retries,
-        )
+        return chat_model_from_settings(settings.model_copy(update={"llm_backend": "openai"}))
     if kind != "local":
         raise ConfigError(f"unknown judge {kind!r}; use --judge local or --judge openai")
     local = settings.model_copy(update={"llm_backend": "local", "llm_preset": preset or "base"})
