@@ -1,9 +1,9 @@
 """The query engine: retrieve papers, send the passages that matter, verify the citations.
 
-    from assistant import Assistant
-    a = Assistant.from_settings()
-    ans = a.ask("Which papers study grokking, and what do they find?")
-    print(ans.text); print(ans.bibliography())
+from assistant import Assistant
+a = Assistant.from_settings()
+ans = a.ask("Which papers study grokking, and what do they find?")
+print(ans.text); print(ans.bibliography())
 """
 
 from __future__ import annotations
@@ -63,7 +63,11 @@ class _MemoEmbed:
                     self._cache.popitem(last=False)
         with self._lock:
             dim = self.embedder.dim
-            return np.vstack([self._cache.get(t, np.zeros(dim, np.float32)) for t in texts]) if texts else np.zeros((0, dim), np.float32)
+            return (
+                np.vstack([self._cache.get(t, np.zeros(dim, np.float32)) for t in texts])
+                if texts
+                else np.zeros((0, dim), np.float32)
+            )
 
 
 @dataclass
@@ -134,7 +138,9 @@ class Assistant:
                 index = self._index or PaperIndex(self.settings)
                 index.open()
                 self._index = index
-                self._retriever = HybridRetriever(self.settings, index, embedder, reranker=self._reranker)
+                self._retriever = HybridRetriever(
+                    self.settings, index, embedder, reranker=self._reranker
+                )
                 self._memo = _MemoEmbed(embedder)
             return self._retriever
 
@@ -191,7 +197,10 @@ class Assistant:
             return self._no_answer(turn)
         t = time.perf_counter()
         raw = self.llm.complete(
-            turn.messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature, stop=STOP
+            turn.messages,
+            max_tokens=self.settings.max_tokens,
+            temperature=self.settings.temperature,
+            stop=STOP,
         )
         turn.timings["generation"] = time.perf_counter() - t
         return self._finish(turn, raw)
@@ -216,7 +225,10 @@ class Assistant:
         t = time.perf_counter()
         pieces: list[str] = []
         for piece in self.llm.stream(
-            turn.messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature, stop=STOP
+            turn.messages,
+            max_tokens=self.settings.max_tokens,
+            temperature=self.settings.temperature,
+            stop=STOP,
         ):
             if not pieces:
                 turn.timings["first_token"] = time.perf_counter() - turn.started
@@ -281,7 +293,9 @@ class Assistant:
             if len(sents) <= n:
                 src.passages = sents
                 continue
-            overlap = np.array([len(q_terms & content_terms(x)) / (len(q_terms) or 1) for x in sents])
+            overlap = np.array(
+                [len(q_terms & content_terms(x)) / (len(q_terms) or 1) for x in sents]
+            )
             score = sims + 0.3 * overlap
             keep = sorted(np.argsort(-score)[:n].tolist())
             src.passages = [sents[i] for i in keep]
@@ -297,11 +311,15 @@ class Assistant:
             for i, s in enumerate(sources, 1):
                 s.number = i
             block = "\n".join(
-                source_tpl.render(number=s.number, title=s.title, passage=" ".join(s.passages)) for s in sources
+                source_tpl.render(number=s.number, title=s.title, passage=" ".join(s.passages))
+                for s in sources
             )
             messages = [
                 {"role": "system", "content": system},
-                {"role": "user", "content": answer_tpl.render(sources=block, question=turn.standalone)},
+                {
+                    "role": "user",
+                    "content": answer_tpl.render(sources=block, question=turn.standalone),
+                },
             ]
             if self.llm.count_message_tokens(messages) <= budget or len(sources) == 1:
                 break
@@ -319,7 +337,9 @@ class Assistant:
         history = "\n".join(f"User: {q}\nAssistant: {a}" for q, a, _ in turns[-3:])
         prompt = load_prompt("condense").render(history=history, question=question)
         try:
-            out = self.llm.complete([{"role": "user", "content": prompt}], max_tokens=80, temperature=0.0)
+            out = self.llm.complete(
+                [{"role": "user", "content": prompt}], max_tokens=80, temperature=0.0
+            )
         except Exception as exc:  # the answer step will report a broken LLM properly
             log.warning("could not condense the follow-up question: %s", exc)
             return question

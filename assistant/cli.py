@@ -21,7 +21,9 @@ __all__ = ["main", "ingest_main"]
 # --- ingest ---------------------------------------------------------------------------------
 def _ingest_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
-        "paths", nargs="*", help="files or folders to ingest (default: the bundled sample collection)"
+        "paths",
+        nargs="*",
+        help="files or folders to ingest (default: the bundled sample collection)",
     )
     parser.add_argument(
         "--format",
@@ -33,11 +35,17 @@ def _ingest_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--prune", action="store_true", help="remove papers that the given files no longer list"
     )
     parser.add_argument(
-        "--rebuild", action="store_true", help="delete the collection first and embed everything again"
+        "--rebuild",
+        action="store_true",
+        help="delete the collection first and embed everything again",
     )
-    parser.add_argument("--chunk-size", type=int, help="chunk size in tokens (ASSISTANT_CHUNK_SIZE)")
+    parser.add_argument(
+        "--chunk-size", type=int, help="chunk size in tokens (ASSISTANT_CHUNK_SIZE)"
+    )
     parser.add_argument("--chunk-overlap", type=int, help="chunk overlap in tokens")
-    parser.add_argument("--embed-model", help="embedding model id or folder (ASSISTANT_EMBED_MODEL)")
+    parser.add_argument(
+        "--embed-model", help="embedding model id or folder (ASSISTANT_EMBED_MODEL)"
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line of counts")
     add_common_args(parser)
     return parser
@@ -77,7 +85,9 @@ def _run_ingest(args: argparse.Namespace) -> int:
 
 def ingest_main(argv: Sequence[str] | None = None) -> int:
     parser = _ingest_parser(
-        argparse.ArgumentParser(prog="ingest.py", description="Ingest paper abstracts into the index.")
+        argparse.ArgumentParser(
+            prog="ingest.py", description="Ingest paper abstracts into the index."
+        )
     )
     args = parser.parse_args(argv)
     return run_guarded(lambda: _run_ingest(args))
@@ -86,8 +96,14 @@ def ingest_main(argv: Sequence[str] | None = None) -> int:
 # --- ask / chat / serve / info -------------------------------------------------------------
 def _llm_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("language model")
-    g.add_argument("--preset", choices=["tiny", "small", "base"], help="local model preset (ASSISTANT_LLM_PRESET)")
-    g.add_argument("--model-path", help="any GGUF file instead of a preset (ASSISTANT_LLM_MODEL_PATH)")
+    g.add_argument(
+        "--preset",
+        choices=["tiny", "small", "base"],
+        help="local model preset (ASSISTANT_LLM_PRESET)",
+    )
+    g.add_argument(
+        "--model-path", help="any GGUF file instead of a preset (ASSISTANT_LLM_MODEL_PATH)"
+    )
     g.add_argument("--base-url", help="OpenAI-compatible server URL (ASSISTANT_OPENAI_BASE_URL)")
     g.add_argument("--model", help="model name on that server (ASSISTANT_OPENAI_MODEL)")
     g.add_argument("--top-k", type=int, help="papers given to the model (ASSISTANT_TOP_K)")
@@ -240,18 +256,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share-auth", metavar="USER:PASS", help="login required to use the page")
     p.add_argument(
-        "--ingest-if-missing", action="store_true", help="ingest the sample collection first if the index is empty"
+        "--ingest-if-missing",
+        action="store_true",
+        help="ingest the sample collection first if the index is empty",
     )
     p = _query_parser(sub.add_parser("info", help="what is answering: model, index, size"))
     p.add_argument("--json", action="store_true")
     _ingest_parser(sub.add_parser("ingest", help="ingest paper abstracts (same as ingest.py)"))
-    sub.add_parser("eval", help="run the evaluation suite (python -m evals run --help)", add_help=False)
+    sub.add_parser(
+        "eval", help="run the evaluation suite (python -m evals run --help)", add_help=False
+    )
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["eval"]:
         from evals.__main__ import main as eval_main
 
-        return eval_main(["run", *argv[1:]] if len(argv) == 1 or argv[1].startswith("-") else argv[1:])
+        return eval_main(
+            ["run", *argv[1:]] if len(argv) == 1 or argv[1].startswith("-") else argv[1:]
+        )
     args = parser.parse_args(argv)
     runners = {
         "ask": _run_ask,

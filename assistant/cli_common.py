@@ -45,8 +45,10 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     if not verbose and not quiet:
         level = logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "chromadb", "urllib3", "sentence_transformers", "transformers"):
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for noisy in ("httpx", "chromadb", "urllib3", "sentence_transformers", "transformers", "bm25s"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
@@ -73,7 +75,9 @@ def run_guarded(fn: Callable[[], int]) -> int:
     try:
         return fn()
     except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted; what was finished is saved, run the command again to go on\n")
+        sys.stderr.write(
+            "\ninterrupted; what was finished is saved, run the command again to go on\n"
+        )
         return 130
     except InputError as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -75,10 +75,14 @@ class Embedder:
         try:
             self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
         except Exception as exc:  # a broken folder: name it
-            raise ModelMissingError(f"could not load the embedding model from {path}: {exc}") from exc
-        dim = self._model.get_embedding_dimension() if hasattr(
-            self._model, "get_embedding_dimension"
-        ) else self._model.get_sentence_embedding_dimension()
+            raise ModelMissingError(
+                f"could not load the embedding model from {path}: {exc}"
+            ) from exc
+        dim = (
+            self._model.get_embedding_dimension()
+            if hasattr(self._model, "get_embedding_dimension")
+            else self._model.get_sentence_embedding_dimension()
+        )
         self.dim = int(dim or len(self.embed(["x"])[0]))
         self.max_seq_length = int(getattr(self._model, "max_seq_length", 256) or 256)
         self._lock = threading.Lock()

@@ -108,7 +108,11 @@ def paper_hashes(paper: Paper, settings: Settings) -> tuple[str, str]:
         settings.tokenizer,
     )
     meta_hash = _hash(
-        paper.authors, paper.date, paper.url, paper.categories, json.dumps(paper.extra, sort_keys=True)
+        paper.authors,
+        paper.date,
+        paper.url,
+        paper.categories,
+        json.dumps(paper.extra, sort_keys=True),
     )
     return text_hash, meta_hash
 
@@ -126,7 +130,9 @@ def _splitter(settings: Settings, body_budget: int) -> Any:
     )
 
 
-def chunk_paper(paper: Paper, settings: Settings, sources: Sequence[str] | None = None) -> list[Chunk]:
+def chunk_paper(
+    paper: Paper, settings: Settings, sources: Sequence[str] | None = None
+) -> list[Chunk]:
     """Token-aware chunks of one abstract; the title goes with every chunk.
 
     Most abstracts fit in one chunk. Token counts come from tiktoken (``settings.tokenizer``).
@@ -159,7 +165,9 @@ def chunk_paper(paper: Paper, settings: Settings, sources: Sequence[str] | None 
     }
     chunks = []
     for i, body in enumerate(bodies):
-        meta = dict(base_meta, chunk=i, tokens=len(enc.encode(body, disallowed_special=())) + title_tokens)
+        meta = dict(
+            base_meta, chunk=i, tokens=len(enc.encode(body, disallowed_special=())) + title_tokens
+        )
         chunks.append(
             Chunk(
                 chunk_id=f"{paper.paper_id}#{i}",
@@ -292,7 +300,9 @@ class PaperIndex:
         col.modify(metadata=meta)
 
     # --- reading --------------------------------------------------------------------------
-    def _get_all(self, include: list[str], where: dict | None = None, page: int = 5000) -> Iterable[dict]:
+    def _get_all(
+        self, include: list[str], where: dict | None = None, page: int = 5000
+    ) -> Iterable[dict]:
         col = self.collection
         offset = 0
         while True:

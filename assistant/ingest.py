@@ -193,7 +193,10 @@ def _embed_and_write(
             index.write_chunks(chunks, vectors)
             written += len(chunks)
             log.info(
-                "wrote batch %d: %d papers, %d chunks", start // BATCH_PAPERS + 1, len(batch), len(chunks)
+                "wrote batch %d: %d papers, %d chunks",
+                start // BATCH_PAPERS + 1,
+                len(batch),
+                len(chunks),
             )
             if bar is not None:
                 bar.update(len(batch))

@@ -511,7 +511,9 @@ def chat_model_from_settings(settings: Settings) -> ChatModel:
     return LocalChatModel(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, name=name)
 
 
-def as_llama_index_llm(model: ChatModel, *, max_tokens: int = 512, temperature: float = 0.0) -> CustomLLM:
+def as_llama_index_llm(
+    model: ChatModel, *, max_tokens: int = 512, temperature: float = 0.0
+) -> CustomLLM:
     """``model`` as a llama-index LLM, so stock llama-index engines (the baseline) can use it."""
     from .llm_adapter import as_llama_index_llm as adapt
 

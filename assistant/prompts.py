@@ -46,7 +46,9 @@ def _variables(name: str, template: str) -> frozenset[str]:
                 raise ConfigError(f"prompt {name!r}: use plain {{name}} fields, not {{{field}}}")
             names.add(field)
     except ValueError as exc:
-        raise ConfigError(f"prompt {name!r} is malformed ({exc}); write {{{{ for a literal brace") from None
+        raise ConfigError(
+            f"prompt {name!r} is malformed ({exc}); write {{{{ for a literal brace"
+        ) from None
     return frozenset(names)
 
 
@@ -56,6 +58,8 @@ def load_prompt(name: str, directory: Path = PROMPTS_DIR) -> Prompt:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"prompt file {path} cannot be read ({exc}); reinstall the package") from None
+        raise ConfigError(
+            f"prompt file {path} cannot be read ({exc}); reinstall the package"
+        ) from None
     text = text.rstrip("\n")
     return Prompt(name, text, _variables(name, text))

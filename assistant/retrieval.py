@@ -99,6 +99,8 @@ class _BM25Cache:
             if key != self._key:
                 import bm25s
 
+                # bm25s sets its logger to DEBUG on import; let it follow the app's logging.
+                logging.getLogger("bm25s").setLevel(logging.NOTSET)
                 started = time.perf_counter()
                 ids, docs, metas = index.all_chunks()
                 corpus = [tokenize(f"{m.get('title', '')}\n{d}") for d, m in zip(docs, metas)]

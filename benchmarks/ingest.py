@@ -42,6 +42,8 @@ REPO_ROOT = HERE.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.common import child_env  # noqa: E402
+
 SYSTEMS = ("ours", "baseline")
 PACKAGES = (
     "torch",
@@ -144,18 +146,6 @@ def run_step(system: str, inputs: list[str], store: Path, result: Path) -> None:
 
 
 # --- the driver ---------------------------------------------------------------------------------
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
-    env.update(
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        ANONYMIZED_TELEMETRY="False",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
-    )
-    return env
-
-
 def measure(
     collection: str,
     n_papers: int,
@@ -174,7 +164,7 @@ def measure(
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=_child_env())
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=child_env())
         deadline = time.monotonic() + timeout
         try:
             while True:

@@ -46,6 +46,8 @@ REPO_ROOT = HERE.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.common import child_env  # noqa: E402
+
 QA_FILE = REPO_ROOT / "evals" / "data" / "sample_qa.jsonl"
 WARMUP_QUESTION = "Which papers propose a new attention mechanism for transformers?"
 BATCH_PAPERS = 2000
@@ -474,18 +476,6 @@ STEPS = {"build-sample": build_sample, "build-synthetic": build_synthetic}
 STEPS |= {"retrieval": step_retrieval, "llm": step_llm}
 
 
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
-    env.update(
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        ANONYMIZED_TELEMETRY="False",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
-    )
-    return env
-
-
 def run_child(step: str, params: dict[str, Any], work: Path) -> dict[str, Any]:
     """Run one step in a fresh process; adds its peak RSS (``ru_maxrss`` from ``wait4``)."""
     result = work / f"{step}-{time.monotonic_ns()}.json"
@@ -493,7 +483,7 @@ def run_child(step: str, params: dict[str, Any], work: Path) -> dict[str, Any]:
     cmd += ["--params", json.dumps(params), "--result", str(result)]
     load = os.getloadavg()[0]
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=_child_env())  # its log goes to our stderr
+    proc = subprocess.Popen(cmd, env=child_env())  # its log goes to our stderr
     _, status, usage = os.wait4(proc.pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code != 0 or not result.is_file():

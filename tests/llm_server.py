@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["free_port", "llama_server"]
+__all__ = ["free_port", "llama_server", "serving"]
 
 MODEL_ALIAS = "tiny"
 
@@ -55,34 +55,39 @@ def llama_server(
         MODEL_ALIAS,
     ]
     with tempfile.TemporaryDirectory(prefix="llama-server-") as tmp:
-        log = Path(tmp) / "server.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + startup_timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"llama_cpp.server exited with code {proc.returncode} before answering:"
-                        f"\n{_tail(log)}"
-                    )
-                try:
-                    with urllib.request.urlopen(f"{base_url}/models", timeout=2) as resp:
-                        if resp.status == 200:
-                            break
-                except (urllib.error.URLError, OSError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"llama_cpp.server did not answer on {base_url} within "
-                        f"{startup_timeout:g} s:\n{_tail(log)}"
-                    )
-                time.sleep(0.25)
+        with serving(cmd, Path(tmp) / "server.log", f"{base_url}/models", startup_timeout):
             yield base_url
-        finally:
-            proc.terminate()
+
+
+@contextlib.contextmanager
+def serving(cmd: list[str], log: Path, probe_url: str, startup_timeout: float) -> Iterator[None]:
+    """Run ``cmd`` (output to ``log``) until ``probe_url`` answers 200; stop it afterwards."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    name = " ".join(Path(c).name for c in cmd[:3])
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with code {proc.returncode} before answering:\n{_tail(log)}"
+                )
             try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                with urllib.request.urlopen(probe_url, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{name} did not answer on {probe_url} within {startup_timeout:g} s:\n{_tail(log)}"
+                )
+            time.sleep(0.25)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -82,9 +82,13 @@ def test_irrelevant_question_retrieves_nothing(assistant_with) -> None:
 
 def test_filters_narrow_retrieval(assistant_with) -> None:
     a = assistant_with(ScriptedChatModel([]))
-    only = a.retrieve("quantization of neural networks", filters=["source=004_8ab15d828fe5fa3e.txt"])
+    only = a.retrieve(
+        "quantization of neural networks", filters=["source=004_8ab15d828fe5fa3e.txt"]
+    )
     assert only and all(s.metadata["source"] == "004_8ab15d828fe5fa3e.txt" for s in only)
-    other = a.retrieve("quantization of neural networks", filters=["source=000_69852d258ee6200a.txt"])
+    other = a.retrieve(
+        "quantization of neural networks", filters=["source=000_69852d258ee6200a.txt"]
+    )
     assert {s.paper_id for s in only}.isdisjoint({s.paper_id for s in other})
 
 
@@ -119,14 +123,19 @@ def test_scripted_answer_gets_verified_citations(assistant_with) -> None:
     # The prompt holds only selected passages and the fixed system prefix comes first.
     system, user = llm.calls[0]
     assert system["content"] == load_prompt("system").render()
-    assert "[1] Galaxy Spectra" in user["content"] and "Question: What does GaSNet-II" in user["content"]
+    assert (
+        "[1] Galaxy Spectra" in user["content"]
+        and "Question: What does GaSNet-II" in user["content"]
+    )
     src = answer.sources[0]
     assert 0 < len(src.passages) <= a.settings.passage_sentences
     assert len(user["content"]) < sum(len(s.abstract) for s in answer.sources) + 400
 
 
 def test_model_answer_from_memory_is_not_trusted(assistant_with) -> None:
-    llm = ScriptedChatModel(["ZeroQ was published at NeurIPS 2019 by Google researchers in Zurich [1]."])
+    llm = ScriptedChatModel(
+        ["ZeroQ was published at NeurIPS 2019 by Google researchers in Zurich [1]."]
+    )
     answer = assistant_with(llm).ask("How does ZeroQ quantize a model without training data?")
     assert answer.answerable is False
     assert answer.citations == []
@@ -148,7 +157,9 @@ def test_stream_yields_pieces_then_the_answer(assistant_with) -> None:
 
 
 def test_follow_up_is_condensed_and_keeps_context(assistant_with) -> None:
-    first = assistant_with(ScriptedChatModel(["HAWQ uses Hessian information to select mixed precision [1]."]))
+    first = assistant_with(
+        ScriptedChatModel(["HAWQ uses Hessian information to select mixed precision [1]."])
+    )
     earlier = first.ask("What is HAWQ?")
     llm = ScriptedChatModel(
         [
@@ -159,7 +170,10 @@ def test_follow_up_is_condensed_and_keeps_context(assistant_with) -> None:
     a = assistant_with(llm)
     answer = a.chat([earlier], "and how much does it compress ResNet20?")
     condense_prompt = llm.calls[0][0]["content"]
-    assert "What is HAWQ?" in condense_prompt and "how much does it compress ResNet20" in condense_prompt
+    assert (
+        "What is HAWQ?" in condense_prompt
+        and "how much does it compress ResNet20" in condense_prompt
+    )
     assert "HAWQ achieve on ResNet20" in llm.calls[1][1]["content"]
     assert answer.sources[0].title.startswith(HAWQ)
 
@@ -173,7 +187,9 @@ def test_question_errors(assistant_with) -> None:
 
 
 def test_missing_index_says_to_ingest(tmp_path: Path, embedder) -> None:
-    a = Assistant(Settings(index_dir=tmp_path / "none"), llm=ScriptedChatModel([]), embed_model=embedder)
+    a = Assistant(
+        Settings(index_dir=tmp_path / "none"), llm=ScriptedChatModel([]), embed_model=embedder
+    )
     with pytest.raises(IndexMissingError, match="ingest"):
         a.ask("What is HAWQ?")
 
@@ -226,8 +242,15 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 @pytest.mark.server
 def test_cli_ask_json(sample_index: Path, tiny_server_url: str) -> None:
     proc = _cli(
-        "ask", "What does GaSNet-II predict besides the spectral class?", "--json",
-        "--index-dir", str(sample_index), "--base-url", tiny_server_url, "--model", "tiny",
+        "ask",
+        "What does GaSNet-II predict besides the spectral class?",
+        "--json",
+        "--index-dir",
+        str(sample_index),
+        "--base-url",
+        tiny_server_url,
+        "--model",
+        "tiny",
         env={"ASSISTANT_MAX_TOKENS": "64"},
     )
     assert proc.returncode == 0, proc.stderr

@@ -26,9 +26,17 @@ def default_assistant(sample_index: Path, embedder, model_cache: Path) -> Assist
 @pytest.mark.parametrize(
     ("question", "title_start", "fact"),
     [
-        ("What does GaSNet-II predict besides the spectral class?", "Galaxy Spectra neural Network", "redshift"),
+        (
+            "What does GaSNet-II predict besides the spectral class?",
+            "Galaxy Spectra neural Network",
+            "redshift",
+        ),
         ("How long does ZeroQ take to quantize a model?", "ZeroQ", "30"),
-        ("Which quantization method uses second-order Hessian information to pick bit precision per layer?", "HAWQ", "Hessian"),
+        (
+            "Which quantization method uses second-order Hessian information to pick bit precision per layer?",
+            "HAWQ",
+            "Hessian",
+        ),
     ],
 )
 def test_default_model_cites_the_right_paper(

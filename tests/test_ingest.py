@@ -21,7 +21,9 @@ from assistant.settings import REPO_ROOT, Settings
 SAMPLE_PAPERS = read_paths(default_sample_paths()).papers
 
 
-def write_jsonl(path: Path, n: int, *, start: int = 0, change: dict[int, str] | None = None) -> Path:
+def write_jsonl(
+    path: Path, n: int, *, start: int = 0, change: dict[int, str] | None = None
+) -> Path:
     """n arXiv-style records built from real sample abstracts, with unique ids and titles."""
     change = change or {}
     with open(path, "w", encoding="utf-8") as f:
@@ -39,7 +41,9 @@ def write_jsonl(path: Path, n: int, *, start: int = 0, change: dict[int, str] | 
     return path
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "ingest.py"), *args],
         capture_output=True,
@@ -84,7 +88,15 @@ def test_cli_second_run_embeds_nothing(sample_index_copy: Path) -> None:
     assert out["papers_unchanged"] == 414
     assert out["chunks_written"] == 0
     assert out["skipped"] == []
-    for key in ("papers_total", "papers_new", "papers_updated", "papers_unchanged", "chunks_total", "skipped", "seconds"):
+    for key in (
+        "papers_total",
+        "papers_new",
+        "papers_updated",
+        "papers_unchanged",
+        "chunks_total",
+        "skipped",
+        "seconds",
+    ):
         assert key in out
 
 
@@ -123,8 +135,12 @@ def test_change_detection_and_prune(tmp_path: Path, make_settings, embedder) -> 
 def test_bad_inputs_reported_good_records_kept(tmp_path: Path) -> None:
     good = write_jsonl(tmp_path / "good.jsonl", 2)
     bad_json = tmp_path / "bad.jsonl"
-    ok_line = json.dumps({"id": "2402.00001", "title": "A fine paper", "abstract": SAMPLE_PAPERS[0].abstract})
-    bad_json.write_text(ok_line + "\n{not json\n" + json.dumps({"title": "No abstract here"}) + "\n")
+    ok_line = json.dumps(
+        {"id": "2402.00001", "title": "A fine paper", "abstract": SAMPLE_PAPERS[0].abstract}
+    )
+    bad_json.write_text(
+        ok_line + "\n{not json\n" + json.dumps({"title": "No abstract here"}) + "\n"
+    )
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     binary = tmp_path / "blob.bib"
@@ -135,8 +151,15 @@ def test_bad_inputs_reported_good_records_kept(tmp_path: Path) -> None:
     index_dir = tmp_path / "index"
 
     proc = run_cli(
-        str(good), str(bad_json), str(empty), str(binary), str(no_abstract_col), str(missing),
-        "--index-dir", str(index_dir), "--json",
+        str(good),
+        str(bad_json),
+        str(empty),
+        str(binary),
+        str(no_abstract_col),
+        str(missing),
+        "--index-dir",
+        str(index_dir),
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr
     out = last_json(proc)
@@ -175,10 +198,18 @@ def test_mismatched_embedder_or_chunking_refused(tmp_path: Path, make_settings, 
     other = make_settings(embed_model=str(resolve_embed_model_path("all-MiniLM-L6-v2")))
     with pytest.raises(IndexMismatchError, match="embed_model"):
         PaperIndex(other).open()
-    proc = run_cli(str(tmp_path / "p.jsonl"), "--index-dir", str(settings.index_dir), "--chunk-size", "256")
+    proc = run_cli(
+        str(tmp_path / "p.jsonl"), "--index-dir", str(settings.index_dir), "--chunk-size", "256"
+    )
     assert proc.returncode == 1 and "--rebuild" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli(
-        str(tmp_path / "p.jsonl"), "--index-dir", str(settings.index_dir), "--chunk-size", "256", "--rebuild", "--json"
+        str(tmp_path / "p.jsonl"),
+        "--index-dir",
+        str(settings.index_dir),
+        "--chunk-size",
+        "256",
+        "--rebuild",
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr
     assert last_json(proc)["papers_new"] == 2
@@ -194,7 +225,14 @@ def test_interrupted_ingest_resumes(tmp_path: Path, sig: signal.Signals) -> None
     papers = write_jsonl(tmp_path / "many.jsonl", 400)
     index_dir = tmp_path / "index"
     proc = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "ingest.py"), str(papers), "--index-dir", str(index_dir), "-v"],
+        [
+            sys.executable,
+            str(REPO_ROOT / "ingest.py"),
+            str(papers),
+            "--index-dir",
+            str(index_dir),
+            "-v",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -233,7 +271,9 @@ def test_chroma_server_path(tmp_path: Path, chroma_url: str) -> None:
     assert first.returncode == 0, first.stderr
     out = last_json(first)
     assert out["papers_new"] == 5 and out["index"] == chroma_url
-    write_jsonl(papers, 5, change={1: "A rewritten abstract about diffusion models for audio. " * 3})
+    write_jsonl(
+        papers, 5, change={1: "A rewritten abstract about diffusion models for audio. " * 3}
+    )
     second = last_json(run_cli(str(papers), "--json", env=env))
     assert (second["papers_new"], second["papers_updated"], second["papers_unchanged"]) == (0, 1, 4)
     index = PaperIndex(Settings(chroma_url=chroma_url, collection="server-test"))
