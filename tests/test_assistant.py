@@ -267,3 +267,23 @@ def test_cli_errors_are_one_readable_line(tmp_path: Path) -> None:
     assert "ingest.py" in proc.stderr and "Traceback" not in proc.stderr
     proc = _cli("ask", "  ", "--index-dir", str(tmp_path / "none"))
     assert proc.returncode == 1 and "empty" in proc.stderr
+
+
+@pytest.mark.server
+def test_cli_chat_takes_follow_ups_from_stdin(sample_index: Path, tiny_server_url: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "chat", "--index-dir", str(sample_index)]
+        + ["--base-url", tiny_server_url, "--model", "tiny"],
+        input="What does GaSNet-II predict besides the spectral class?\n\n/new\n  \n/quit\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO_ROOT,
+        env={**os.environ, "ASSISTANT_MAX_TOKENS": "48"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Ask about the papers" in proc.stdout
+    assert "(new conversation)" in proc.stdout
+    # An answer was printed: the checked text with its reference list, or the plain decline.
+    assert "[1] Galaxy Spectra" in proc.stdout or NO_ANSWER_TEXT in proc.stdout
+    assert "Traceback" not in proc.stderr
