@@ -296,7 +296,7 @@ class Assistant:
             overlap = np.array(
                 [len(q_terms & content_terms(x)) / (len(q_terms) or 1) for x in sents]
             )
-            score = sims + 0.3 * overlap
+            score = sims + 0.5 * overlap
             keep = sorted(np.argsort(-score)[:n].tolist())
             src.passages = [sents[i] for i in keep]
 

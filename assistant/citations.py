@@ -74,8 +74,14 @@ def is_refusal_sentence(sentence: str) -> bool:
     return any(p.search(sentence) for p in _REFUSAL)
 
 
+_GENERIC_DECLINE = re.compile(r"\bdo(?:es)?\s*n[o']t\s+answer\b", re.IGNORECASE)
+
+
 def short_reason(sentence: str) -> bool:
-    """Whether a refusal is short and number-free enough to quote after the no-answer text."""
+    """Whether a refusal is a short, number-free reason worth quoting after the no-answer text
+    (not a bare "the papers do not answer this question", which would only repeat it)."""
+    if _GENERIC_DECLINE.search(sentence):
+        return False
     return len(sentence.split()) <= 40 and not claim_numbers(sentence)
 
 

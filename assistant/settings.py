@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         "(93% with no margin) with 2.1 instead of 2.9 sources per question.",
     )
     passage_sentences: int = Field(
-        default=2,
+        default=3,
         ge=1,
         description="Sentences of each abstract sent to the model (the most relevant ones).",
     )
