@@ -426,6 +426,12 @@ def _log(msg: str) -> None:
     sys.stderr.flush()
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM: say so, then unwind (the running step is killed, temp folders removed)."""
+    _log(f"terminated by signal {signum} at {datetime.now().isoformat(timespec='seconds')}")
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -454,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.step:
         run_step(args.step, args.inputs, args.store, args.result)
         return 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up children and temp dirs
+    signal.signal(signal.SIGTERM, _terminated)
     report = run_benchmark(args)
     print(markdown(report))
     return 0
