@@ -112,15 +112,19 @@ _YOU_MUST = re.compile(
     rf"{_ANSWER_VERB}\b",
     _I,
 )
-_IMPERATIVE = re.compile(
-    rf"{_LEAD}(?:respond|reply|answer)\s+(?:only\s+)?(?:with|that|in\s+the\s+form)\b|"
+_RESPOND_WITH = re.compile(
+    rf"{_LEAD}(?:respond|reply|answer)\s+(?:only\s+)?(?:with|that|in\s+the\s+form)\b", _I
+)
+_SAY = re.compile(
     rf"{_LEAD}say\s+(?:that\b|[\"'“‘:]|(?:the\s+)?\w+\s+(?:is|was|are|were|rose|fell|"
     r"increased|decreased|improved|grew|dropped)\b)|"
-    rf"{_LEAD}tell\s+(?:the\s+user|them|users|everyone|readers)\b|"
-    rf"^\W{{0,3}}(?:always|never)\s+{_ANSWER_VERB}\b|"
-    rf"{_LEAD}(?:do\s+not|don't)\s+(?:mention|reveal|cite|say|tell)\b|"
-    rf"{_LEAD}(?:pretend\s+(?:that|to\s+be|you)|act\s+as\s+(?:if|though)\s+you)\b",
+    rf"{_LEAD}tell\s+(?:the\s+user|them|users|everyone|readers)\b",
     _I,
+)
+_ALWAYS = re.compile(rf"^\W{{0,3}}(?:always|never)\s+{_ANSWER_VERB}\b", _I)
+_DO_NOT = re.compile(rf"{_LEAD}(?:do\s+not|don't)\s+(?:mention|reveal|cite|say|tell)\b", _I)
+_PRETEND = re.compile(
+    rf"{_LEAD}(?:pretend\s+(?:that|to\s+be|you)|act\s+as\s+(?:if|though)\s+you)\b", _I
 )
 _WHEN_ANSWERING = re.compile(
     r"\bwhen(?:ever)?\s+(?:you\s+)?(?:answer|respond|repl[yi]|summari[sz]|ask)(?:ing|e|ed|es)?"
@@ -137,25 +141,48 @@ _YOUR_ANSWER = re.compile(
     _I,
 )
 
-_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (_MD_IMAGE, "Markdown image"),
-    (_MD_LINK, "Markdown link"),
-    (_MD_REF_DEF, "Markdown link"),
-    (_HTML, "HTML markup"),
-    (_BAD_URI, "script or data URI"),
-    (_TEMPLATE, "chat-template markup"),
-    (_ROLE_LABEL, "poses as a system or assistant message"),
-    (_ROLE_NOTE, "poses as a system or assistant message"),
-    (_SHOUTED_ROLE, "poses as a system or assistant message"),
-    (_SHOUTED_ORDER, "addressed to an AI assistant"),
-    (_NOTE_TO_AI, "addressed to an AI assistant"),
-    (_YOU_ARE_AI, "addressed to an AI assistant"),
-    (_OVERRIDE, "tells the assistant to ignore its instructions"),
-    (_OVERRIDE_QUALIFIED, "tells the assistant to ignore its instructions"),
-    (_YOU_MUST, "gives the assistant orders"),
-    (_IMPERATIVE, "gives the assistant orders"),
-    (_WHEN_ANSWERING, "tells the assistant how to answer"),
-    (_YOUR_ANSWER, "tells the assistant how to answer"),
+_ROLES = ("system", "assistant", "admin", "developer")
+_AI = ("ai", "llm", "model", "assistant", "chatbot", "bot")
+_RULES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
+    # (pattern, reason, words one of which the lower-cased sentence must hold: a fast gate)
+    (_MD_IMAGE, "Markdown image", ("![",)),
+    (_MD_LINK, "Markdown link", ("](", "] (")),
+    (_MD_REF_DEF, "Markdown link", ("]:",)),
+    (_HTML, "HTML markup", ("<",)),
+    (_BAD_URI, "script or data URI", ("script:", "data:")),
+    (_TEMPLATE, "chat-template markup", ("<|", "inst]", "<<", "<start_", "<end_", "##")),
+    (_ROLE_LABEL, "poses as a system or assistant message", _ROLES),
+    (_ROLE_NOTE, "poses as a system or assistant message", _ROLES),
+    (_SHOUTED_ROLE, "poses as a system or assistant message", _ROLES),
+    (_SHOUTED_ORDER, "addressed to an AI assistant", ("important", "attention", "urgent",
+                                                      "notice", "reminder", "warning", "note")),
+    (_NOTE_TO_AI, "addressed to an AI assistant", ("note", "message", "reminder")),
+    (_YOU_ARE_AI, "addressed to an AI assistant",
+     ("you", "reading", "processing", "summarizing", "summarising", "answering")),
+    (_OVERRIDE, "tells the assistant to ignore its instructions",
+     ("ignore", "disregard", "forget", "override", "bypass")),
+    (_OVERRIDE_QUALIFIED, "tells the assistant to ignore its instructions",
+     ("ignore", "disregard")),
+    (_YOU_MUST, "gives the assistant orders", ("you",)),
+    (_RESPOND_WITH, "gives the assistant orders", ("respond", "reply", "answer")),
+    (_SAY, "gives the assistant orders", ("say", "tell")),
+    (_ALWAYS, "gives the assistant orders", ("always", "never")),
+    (_DO_NOT, "gives the assistant orders", ("do", "don't")),
+    (_PRETEND, "gives the assistant orders", ("pretend", "act")),
+    (_WHEN_ANSWERING, "tells the assistant how to answer", ("when",)),
+    (_YOUR_ANSWER, "tells the assistant how to answer", ("your",)),
+)  # fmt: skip
+
+
+_WORD = re.compile(r"[a-z']+")
+_GATED = tuple(
+    (
+        pattern,
+        reason,
+        frozenset(g for g in gate if _WORD.fullmatch(g)),  # whole words: a set lookup
+        tuple(g for g in gate if not _WORD.fullmatch(g)),  # anything else: a substring
+    )
+    for pattern, reason, gate in _RULES
 )
 
 
@@ -169,10 +196,21 @@ def instruction_reason(sentence: str) -> str | None:
     if not sentence:
         return None
     text = " ".join(sentence.split())
-    for pattern, reason in _RULES:
+    for pattern, reason in _gated(text):
         if pattern.search(text):
             return reason
     return None
+
+
+def _gated(text: str) -> list[tuple[re.Pattern[str], str]]:
+    """The rules worth trying on ``text``: those whose gate words or marks it holds."""
+    low = text.lower()
+    words = set(_WORD.findall(low))
+    return [
+        (pattern, reason)
+        for pattern, reason, gate_words, gate_marks in _GATED
+        if not gate_words.isdisjoint(words) or any(m in low for m in gate_marks)
+    ]
 
 
 def withhold_instructions(abstract: str) -> tuple[str, list[Withheld]]:
@@ -181,10 +219,11 @@ def withhold_instructions(abstract: str) -> tuple[str, list[Withheld]]:
     An abstract with nothing to withhold comes back unchanged (so its content hash, and its
     embedding, stay what they were).
     """
-    sentences = split_sentences(abstract)
+    if not _gated(abstract):  # most abstracts: no rule can match anywhere in them
+        return abstract, []
     withheld: list[Withheld] = []
     kept: list[str] = []
-    for s in sentences:
+    for s in split_sentences(abstract):
         reason = instruction_reason(s)
         if reason is None:
             kept.append(s)
