@@ -122,10 +122,9 @@ def _assistant_from_args(args: argparse.Namespace, *, announce: bool = True):  #
         openai_model=args.model,
         top_k=args.top_k,
     )
-    assistant = Assistant.from_settings(settings)
     if announce:  # a base URL in the shell's environment must not go unnoticed
-        say_destination(assistant.llm, args.base_url)
-    return assistant
+        say_destination(settings, args.base_url)
+    return Assistant.from_settings(settings)
 
 
 def _print_answer(answer, *, as_json: bool) -> None:  # answer: Answer

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import formats
 from .bibtex import read_bibtex
 from .collect import Collector, DiskStore, MemoryStore
 from .errors import InputError
@@ -268,9 +269,6 @@ class _FileTally:
             result.complete_files.append(name)
 
 
-_NUL_CHECK = 1 << 20
-
-
 def _check_text(path: Path, name: str) -> str | Skipped:
     """The encoding to read ``path`` with, after checking the whole file decodes (in chunks,
     without holding it), has no NUL character and is not blank; else why it is skipped."""
@@ -288,7 +286,7 @@ def _scan_encoding(f: Any, name: str, encoding: str) -> str | Skipped:
     decoder = codecs.getincrementaldecoder(encoding)()
     blank, lines = True, 0
     while True:
-        data = f.read(_NUL_CHECK)
+        data = f.read(formats.CHUNK_CHARS)
         try:
             text = decoder.decode(data, final=not data)
         except UnicodeDecodeError as e:

@@ -190,3 +190,46 @@ def test_every_format_goes_through_the_same_checks(tmp_path: Path) -> None:
     assert [p.abstract for p in result.papers] == [ABS, ABS, ABS]
     assert [p.url for p in result.papers] == ["", "", ""]
     assert all(len(p.withheld) == 1 for p in result.papers)
+
+
+# --- end to end: the issue's poisoned abstract through ingest, retrieval and verification ----
+
+
+def test_injected_claim_is_not_evidence_and_links_stay_out(tmp_path: Path, embedder) -> None:
+    """The issue's case: an abstract ends with an injected note asking for a Markdown image and
+    a 99% claim. The model (scripted: it obeys) writes the claim; the claim's number is
+    nowhere in the evidence any more, so it is marked unverified and cites nothing. The
+    record's javascript: link is in neither the Markdown export nor the JSON answer."""
+    from assistant.assistant import Assistant
+    from assistant.ingest import ingest
+    from assistant.llm import ScriptedChatModel
+    from assistant.settings import Settings
+    from assistant.verify import UNSUPPORTED_MARK
+
+    body = f"{ABS} The catalyst stays active for 500 hours of operation."
+    records = [
+        {"id": "2404.00001", "title": "A copper catalyst for ammonia synthesis",
+         "abstract": f"{body} {ISSUE_NOTE}", "url": "javascript:alert(document.domain)"},
+        *({"id": f"2404.0001{i}", "title": p.title, "abstract": p.abstract}
+          for i, p in enumerate(read_paths(default_sample_paths()).papers[:3])),
+    ]  # fmt: skip
+    path = _write(tmp_path / "p.jsonl", "\n".join(json.dumps(r) for r in records))
+    settings = Settings(index_dir=tmp_path / "index", top_k=2)
+    ingest([path], settings, embedder=embedder)
+
+    reply = "The copper catalyst raises the yield by 37% [1]. The yield rose by 99% [1]."
+    llm = ScriptedChatModel([reply])
+    answer = Assistant(settings, llm=llm, embed_model=embedder).ask(
+        "How much does the copper catalyst raise the yield of ammonia synthesis?"
+    )
+    prompt = " ".join(m["content"] for m in llm.calls[0])
+    assert "37%" in prompt and "99%" not in prompt and "![" not in prompt
+    assert "SYSTEM NOTE" not in prompt
+    source = next(s for s in answer.sources if s.paper_id == "2404.00001")
+    assert source.abstract == body and source.url == "https://arxiv.org/abs/2404.00001"
+    first, second = answer.sentences
+    assert first.supported and first.citations == [1]
+    assert not second.supported and second.citations == []
+    assert UNSUPPORTED_MARK in answer.text.split("99%")[1]
+    for out in (answer.to_markdown(), json.dumps(answer.to_dict())):
+        assert "javascript:" not in out and "pixel.png" not in out
