@@ -4,28 +4,14 @@ in ``ps``."""
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from llm_server import free_port
+from test_assistant import _cli
 
 from assistant.cli import _share_auth
 from assistant.errors import ConfigError
-from assistant.settings import REPO_ROOT
-
-
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-    )
 
 
 def test_a_base_url_in_the_environment_is_announced(tmp_path: Path) -> None:

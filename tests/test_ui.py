@@ -8,6 +8,7 @@ land in the test's tmp folder and in ``test-output/``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -280,28 +281,35 @@ def test_two_sessions_get_their_own_answers(
     assistant = Assistant(_settings(sample_index, top_k=1), llm=llm, embed_model=embedder)
     assistant.warm_up()
     app = build_app(assistant)  # concurrency from the LLM: 2
+    with served(app) as url, _two_sessions(browser, url, timeout=150_000) as (pages, elapsed):
+        save_screenshot(pages[1], tmp_path, "ui-second-session.png")
+        assert elapsed < 150
+        panel = pages[0].locator("#pa-info").inner_text()
+        assert f"Questions go to: the server {tiny_server_url}" in panel
+
+
+@contextlib.contextmanager
+def _two_sessions(browser: Any, url: str, timeout: float) -> Iterator[tuple[list[Any], float]]:
+    """Two browser sessions ask two questions at once; each gets its own answer. Yields the
+    pages and the seconds from the first question to the last answer."""
     contexts = [browser.new_context(viewport={"width": 1100, "height": 800}) for _ in range(2)]
     try:
-        with served(app) as url:
-            pages = [c.new_page() for c in contexts]
-            for pg in pages:
-                _open(pg, url)
-            started = time.monotonic()
-            for pg, q in zip(pages, (GASNET_Q, ZEROQ_Q)):
-                _ask(pg, q)
-            done = [_wait_done(pg, 1, timeout=150_000) for pg in pages]
-            elapsed = time.monotonic() - started
-            gasnet, zeroq = (_paper_lists(m) for m in done)
-            assert pages[0].locator(USER).inner_text().strip() == GASNET_Q
-            assert pages[1].locator(USER).inner_text().strip() == ZEROQ_Q
-            assert "GaSNet" in gasnet and "ZeroQ" not in gasnet
-            assert "ZeroQ" in zeroq and "GaSNet" not in zeroq
-            for pg in pages:
-                assert pg.locator(f"{BOT} .pa-error").count() == 0
-            save_screenshot(pages[1], tmp_path, "ui-second-session.png")
-            assert elapsed < 150
-            panel = pages[0].locator("#pa-info").inner_text()
-            assert f"Questions go to: the server {tiny_server_url}" in panel
+        pages = [c.new_page() for c in contexts]
+        for pg in pages:
+            _open(pg, url)
+        started = time.monotonic()
+        for pg, q in zip(pages, (GASNET_Q, ZEROQ_Q)):
+            _ask(pg, q)
+        done = [_wait_done(pg, 1, timeout=timeout) for pg in pages]
+        elapsed = time.monotonic() - started
+        gasnet, zeroq = (_paper_lists(m) for m in done)
+        assert pages[0].locator(USER).inner_text().strip() == GASNET_Q
+        assert pages[1].locator(USER).inner_text().strip() == ZEROQ_Q
+        assert "GaSNet" in gasnet and "ZeroQ" not in gasnet
+        assert "ZeroQ" in zeroq and "GaSNet" not in zeroq
+        for pg in pages:
+            assert pg.locator(f"{BOT} .pa-error").count() == 0
+        yield pages, elapsed
     finally:
         for c in contexts:
             c.close()
@@ -403,24 +411,8 @@ def test_streamed_and_final_text_never_render_model_markup(
 def test_two_sessions_share_the_local_model(browser: Any, local_url: str) -> None:
     """The in-process model answers one question at a time: the second session waits its turn
     and gets its own answer."""
-    contexts = [browser.new_context(viewport={"width": 1100, "height": 800}) for _ in range(2)]
-    try:
-        pages = [c.new_page() for c in contexts]
-        for pg in pages:
-            _open(pg, local_url)
-        for pg, q in zip(pages, (GASNET_Q, ZEROQ_Q)):
-            _ask(pg, q)
-        done = [_wait_done(pg, 1, timeout=240_000) for pg in pages]
-        gasnet, zeroq = (_paper_lists(m) for m in done)
-        assert pages[0].locator(USER).inner_text().strip() == GASNET_Q
-        assert pages[1].locator(USER).inner_text().strip() == ZEROQ_Q
-        assert "GaSNet" in gasnet and "ZeroQ" not in gasnet
-        assert "ZeroQ" in zeroq and "GaSNet" not in zeroq
-        for pg in pages:
-            assert pg.locator(f"{BOT} .pa-error").count() == 0
-    finally:
-        for c in contexts:
-            c.close()
+    with _two_sessions(browser, local_url, timeout=240_000):
+        pass
 
 
 def test_stop_while_the_local_model_streams(
