@@ -77,9 +77,12 @@ _NOTE_TO_AI = re.compile(
 )
 _YOU_ARE_AI = re.compile(
     r"\byou\s+are\s+(?:now\s+)?an?\s+(?:ai|llm|large\s+language\s+model|language\s+model|"
-    r"assistant|chatbot|ai\s+assistant)\b|\b(?:any|an)\s+(?:ai|llm|language\s+model|assistant|"
-    r"chatbot)s?\s+(?:reading|processing|summari[sz]ing|answering\s+(?:questions\s+)?about)\s+"
-    r"this\b",
+    r"assistant|chatbot|ai\s+assistant)\b",
+    _I,
+)
+_AI_READING = re.compile(
+    r"\b(?:any|an)\s+(?:ai|llm|language\s+model|assistant|chatbot)s?\s+(?:reading|processing|"
+    r"summari[sz]ing|answering\s+(?:questions\s+)?about)\s+this\b",
     _I,
 )
 
@@ -141,24 +144,55 @@ _YOUR_ANSWER = re.compile(
     _I,
 )
 
-_ROLES = ("system", "assistant", "admin", "developer")
-_AI = ("ai", "llm", "model", "assistant", "chatbot", "bot")
+_ROLE_WORDS = (
+    "note",
+    "notice",
+    "override",
+    "instruction",
+    "instructions",
+    "message",
+    "prompt",
+    "update",
+    "command",
+    "notes",
+    "messages",
+    "prompts",
+)
+_ASKING = (
+    "answer",
+    "answering",
+    "answered",
+    "respond",
+    "responding",
+    "reply",
+    "replying",
+    "summarize",
+    "summarizing",
+    "summarise",
+    "summarising",
+    "ask",
+    "asked",
+    "asking",
+)
 _RULES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
-    # (pattern, reason, words one of which the lower-cased sentence must hold: a fast gate)
+    # (pattern, reason, gate): the pattern is tried only on text that holds one of the gate's
+    # words (lower-cased) or marks (as written or lower-cased); most prose holds none.
     (_MD_IMAGE, "Markdown image", ("![",)),
     (_MD_LINK, "Markdown link", ("](", "] (")),
     (_MD_REF_DEF, "Markdown link", ("]:",)),
     (_HTML, "HTML markup", ("<",)),
     (_BAD_URI, "script or data URI", ("script:", "data:")),
     (_TEMPLATE, "chat-template markup", ("<|", "inst]", "<<", "<start_", "<end_", "##")),
-    (_ROLE_LABEL, "poses as a system or assistant message", _ROLES),
-    (_ROLE_NOTE, "poses as a system or assistant message", _ROLES),
-    (_SHOUTED_ROLE, "poses as a system or assistant message", _ROLES),
-    (_SHOUTED_ORDER, "addressed to an AI assistant", ("important", "attention", "urgent",
-                                                      "notice", "reminder", "warning", "note")),
+    (_ROLE_LABEL, "poses as a system or assistant message", ("system", "assistant", "developer")),
+    (_ROLE_NOTE, "poses as a system or assistant message", _ROLE_WORDS),
+    (_SHOUTED_ROLE, "poses as a system or assistant message",
+     ("SYSTEM", "ASSISTANT", "ADMIN", "DEVELOPER")),
+    (_SHOUTED_ORDER, "addressed to an AI assistant",
+     ("IMPORTANT", "ATTENTION", "URGENT", "NOTICE", "REMINDER", "WARNING", "NOTE")),
     (_NOTE_TO_AI, "addressed to an AI assistant", ("note", "message", "reminder")),
-    (_YOU_ARE_AI, "addressed to an AI assistant",
-     ("you", "reading", "processing", "summarizing", "summarising", "answering")),
+    (_YOU_ARE_AI, "addressed to an AI assistant", ("you",)),
+    (_AI_READING, "addressed to an AI assistant",
+     ("ai", "llm", "llms", "assistant", "assistants", "chatbot", "chatbots", "language")),
     (_OVERRIDE, "tells the assistant to ignore its instructions",
      ("ignore", "disregard", "forget", "override", "bypass")),
     (_OVERRIDE_QUALIFIED, "tells the assistant to ignore its instructions",
@@ -169,7 +203,7 @@ _RULES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
     (_ALWAYS, "gives the assistant orders", ("always", "never")),
     (_DO_NOT, "gives the assistant orders", ("do", "don't")),
     (_PRETEND, "gives the assistant orders", ("pretend", "act")),
-    (_WHEN_ANSWERING, "tells the assistant how to answer", ("when",)),
+    (_WHEN_ANSWERING, "tells the assistant how to answer", _ASKING),
     (_YOUR_ANSWER, "tells the assistant how to answer", ("your",)),
 )  # fmt: skip
 
@@ -179,7 +213,7 @@ _GATED = tuple(
     (
         pattern,
         reason,
-        frozenset(g for g in gate if _WORD.fullmatch(g)),  # whole words: a set lookup
+        frozenset(g for g in gate if _WORD.fullmatch(g)),  # lower-case words: a set lookup
         tuple(g for g in gate if not _WORD.fullmatch(g)),  # anything else: a substring
     )
     for pattern, reason, gate in _RULES
@@ -209,7 +243,7 @@ def _gated(text: str) -> list[tuple[re.Pattern[str], str]]:
     return [
         (pattern, reason)
         for pattern, reason, gate_words, gate_marks in _GATED
-        if not gate_words.isdisjoint(words) or any(m in low for m in gate_marks)
+        if not gate_words.isdisjoint(words) or any(m in low or m in text for m in gate_marks)
     ]
 
 
