@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
+from .jsonstream import UNCLOSED, JsonValues, json_layout
 from .safety import instruction_reason, safe_url, withhold_instructions
 from .text import normalize_text, paper_id_for_title, split_sentences, strip_control, title_key
 from .types import Paper, Skipped
@@ -196,21 +196,10 @@ def make_paper(
     if missing:
         yield BadRecord(file, line, missing, names)
         return
-    url = strip_control(url).strip()
-    link = safe_url(url) if url else None
-    if url and link is None:
-        yield Skipped(
-            file, line, f"link {url[:80]!r} of {short!r} dropped: only http(s) links are kept"
-        )
-    clean_extra: dict[str, str] = {}
-    for k, v in (extra or {}).items():
-        k, v = strip_control(k).strip(), strip_control(v).strip()
-        if k and v and _SCRIPT_URI.match(v):
-            yield Skipped(
-                file, line, f"field {k!r} of {short!r} dropped: {v[:60]!r} is not a web link"
-            )
-        elif k and v:
-            clean_extra[k] = v
+    notes: list[Skipped] = []
+    link = _checked_link(url, file, line, short, notes)
+    clean_extra = _checked_extra(extra or {}, file, line, short, notes)
+    yield from notes
     yield Paper(
         paper_id=paper_id,
         title=title,
@@ -225,6 +214,37 @@ def make_paper(
 
 
 _SCRIPT_URI = re.compile(r"\s*(?:javascript|vbscript|data|file):", re.IGNORECASE)
+
+
+def _checked_link(url: str, file: str, line: int | None, short: str, notes: list) -> str | None:
+    """The record's link if it is http(s); else None, with a note saying it was dropped."""
+    url = strip_control(url).strip()
+    link = safe_url(url) if url else None
+    if url and link is None:
+        notes.append(
+            Skipped(
+                file, line, f"link {url[:80]!r} of {short!r} dropped: only http(s) links are kept"
+            )
+        )
+    return link
+
+
+def _checked_extra(
+    extra: dict[str, str], file: str, line: int | None, short: str, notes: list
+) -> dict[str, str]:
+    """Other fields without control characters; a script or data URI is dropped, with a note."""
+    clean: dict[str, str] = {}
+    for k, v in extra.items():
+        k, v = strip_control(k).strip(), strip_control(v).strip()
+        if k and v and _SCRIPT_URI.match(v):
+            notes.append(
+                Skipped(
+                    file, line, f"field {k!r} of {short!r} dropped: {v[:60]!r} is not a web link"
+                )
+            )
+        elif k and v:
+            clean[k] = v
+    return clean
 
 
 def _markup_or_order(reason: str) -> str:
@@ -420,125 +440,9 @@ def _json_error(e: Exception) -> str:
     return f"malformed JSON: {type(e).__name__}"
 
 
-_SKIP_WS = re.compile(r"[^\s,]")
-_OUTSIDE = re.compile(r'[\[\]{}"]')
-_INSIDE = re.compile(r'["\\]')
-_SCALAR_END = re.compile(r"[\s,\]}]")
-
-
-class _JsonValues:
-    """Top-level JSON values of a text stream, one at a time, each with the line it starts on.
-
-    A value's end is found by its brackets and quotes, not by parsing it, so one malformed
-    element of an array is one bad record and the scan goes on after it. Text is read in
-    chunks and dropped once passed: memory holds one value (at most MAX_RECORD_CHARS).
-    """
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.buf = ""
-        self.pos = 0
-        self.line = 1
-
-    def _more(self) -> bool:
-        chunk = self.stream.read(CHUNK_CHARS)
-        self.buf += chunk
-        return bool(chunk)
-
-    def next_char(self) -> str | None:
-        """Skip whitespace and commas; the next character (not consumed), or None at the end."""
-        while True:
-            m = _SKIP_WS.search(self.buf, self.pos)
-            if m:
-                self.line += self.buf.count("\n", self.pos, m.start())
-                self.pos = m.start()
-                return self.buf[self.pos]
-            self.line += self.buf.count("\n", self.pos)
-            self.buf, self.pos = "", 0
-            if not self._more():
-                return None
-
-    def skip(self, n: int = 1) -> None:
-        self.pos += n
-
-    def take(self) -> tuple[int, str | None, str]:
-        """The value starting here: (first line, its text or None, what is wrong or "")."""
-        self.buf, self.pos = self.buf[self.pos :], 0
-        first, start_line = self.buf[0], self.line
-        if first in "]}":
-            self.pos = 1
-            return start_line, None, f"unexpected {first!r}"
-        end, dropped, newlines = self._scan(first)
-        if end is None:
-            self.line += newlines + self.buf.count("\n")
-            self.buf, self.pos = "", 0
-            return (
-                start_line,
-                None,
-                "the file ends inside this value: a bracket or quote is not closed",
-            )
-        self.line += newlines + self.buf.count("\n", 0, end)
-        self.pos = end
-        if dropped:
-            return start_line, None, f"a value longer than {MAX_RECORD_CHARS:,} characters"
-        return start_line, self.buf[:end], ""
-
-    def _scan(self, first: str) -> tuple[int | None, bool, int]:
-        """Where the value at buf[0] ends: (end index, or None when the file ends first; whether
-        text was dropped for length; newlines in the dropped text)."""
-        scalar = first not in '{["'
-        depth, in_str = 0, first == '"'
-        i = 1 if in_str else 0
-        dropped, newlines = False, 0
-        while True:
-            end, i, depth, in_str = self._scan_buffer(i, scalar, depth, in_str)
-            if end is not None:
-                return end, dropped, newlines
-            if len(self.buf) > MAX_RECORD_CHARS:  # too long to keep: scan on, drop the text
-                newlines += self.buf.count("\n", 0, i)
-                self.buf, i, dropped = self.buf[i:], 0, True
-            if not self._more():
-                return (len(self.buf) if scalar else None), dropped, newlines
-
-    def _scan_buffer(
-        self, i: int, scalar: bool, depth: int, in_str: bool
-    ) -> tuple[int | None, int, int, bool]:
-        """Scan the buffer from ``i``: (end or None, where to go on, depth, inside a string)."""
-        buf = self.buf
-        if scalar:
-            m = _SCALAR_END.search(buf, i)
-            return (m.start() if m else None), len(buf), depth, in_str
-        while True:
-            if in_str:
-                m = _INSIDE.search(buf, i)
-                if m is None:
-                    return None, len(buf), depth, True
-                if m.group() == "\\":
-                    if m.end() >= len(buf):  # an escape at the buffer's end: read on first
-                        return None, m.start(), depth, True
-                    i = m.end() + 1
-                    continue
-                in_str, i = False, m.end()
-                if depth == 0:
-                    return i, i, depth, False
-                continue
-            m = _OUTSIDE.search(buf, i)
-            if m is None:
-                return None, len(buf), depth, False
-            c, i = m.group(), m.end()
-            if c == '"':
-                in_str = True
-            elif c in "[{":
-                depth += 1
-            else:
-                depth -= 1
-                if depth <= 0:
-                    return i, i, depth, False
-
-
 def _json_values(stream: TextIO, file: str, array: bool) -> Iterator[tuple[int, str] | Skipped]:
     """(line, text) per top-level value (per element of the array when ``array``)."""
-    values = _JsonValues(stream)
+    values = JsonValues(stream, CHUNK_CHARS, MAX_RECORD_CHARS)
     if array:
         values.next_char()
         values.skip()  # the "["
@@ -558,7 +462,7 @@ def _json_values(stream: TextIO, file: str, array: bool) -> Iterator[tuple[int, 
         line, text, problem = values.take()
         if text is not None:
             yield line, text
-        elif problem.startswith("the file ends"):
+        elif problem == UNCLOSED:
             yield Stopped(
                 file, line, f"malformed JSON: {problem}; the rest of the file was not read"
             )
@@ -567,35 +471,10 @@ def _json_values(stream: TextIO, file: str, array: bool) -> Iterator[tuple[int, 
             yield BadRecord(file, line, f"malformed JSON: {problem}; skipped")
 
 
-def _json_mode(head: str) -> str:
-    """How a JSON file is laid out, from its first characters: array, values or lines."""
-    body = head.lstrip()
-    if body.startswith("["):
-        return "array"
-    first = body.split("\n", 1)[0]
-    if not body.startswith("{"):
-        return "lines"
-    try:
-        json.loads(first)
-        return "lines"
-    except (ValueError, RecursionError):
-        pass
-    # One value spread over several lines (pretty-printed)? Then read values, not lines.
-    for item in _json_values(io.StringIO(head), "", array=False):
-        if isinstance(item, Skipped):
-            return "lines"
-        try:
-            json.loads(item[1])
-        except (ValueError, RecursionError):
-            return "lines"
-        return "values" if "\n" in item[1] else "lines"
-    return "lines"
-
-
 def read_jsonl(open_text: OpenText, file: str, suffix: str) -> Iterator[Item]:
     """JSON lines, one JSON array of objects, or pretty-printed objects one after another."""
     with open_text() as stream:
-        mode = _json_mode(stream.read(CHUNK_CHARS))
+        mode = json_layout(stream.read(CHUNK_CHARS))
     with open_text() as stream:
         if mode == "lines":
             items: Iterator[tuple[int, str] | Skipped] = _json_lines(stream, file)
