@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -86,7 +88,9 @@ def ingest(
     """
     started = time.perf_counter()
     files = list(paths) if paths else default_sample_paths()
-    with tempfile.TemporaryDirectory(prefix="paper-assistant-ingest-") as tmp:
+    _remove_stale_staging()
+    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX) as tmp:
+        (Path(tmp) / "pid").write_text(str(os.getpid()))
         with read_paths(files, fmt, stage_dir=Path(tmp)) as read:
             if not len(read.papers):
                 problems = "; ".join(str(s) for s in read.skipped[:10]) or "no input files found"
@@ -106,6 +110,22 @@ def ingest(
             )
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+STAGING_PREFIX = "paper-assistant-ingest-"
+
+
+def _remove_stale_staging() -> None:
+    """Remove staging folders left by runs that were killed (their process is gone)."""
+    for folder in Path(tempfile.gettempdir()).glob(STAGING_PREFIX + "*"):
+        try:
+            pid = int((folder / "pid").read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            log.info("removing %s, left by an ingest that was killed", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):
+            continue  # no pid file yet, another user's, or unreadable: leave it
 
 
 def ingest_papers(

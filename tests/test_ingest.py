@@ -433,3 +433,27 @@ def test_poisoned_abstract_is_withheld_reported_and_kept_in_metadata(
     assert text == clean and "99%" not in text
     assert json.loads(meta["withheld"]) == [{"sentence": note, "reason": "Markdown image"}]
     assert meta["url"] == "https://arxiv.org/abs/2403.00001"
+
+
+def test_staging_left_by_a_killed_run_is_removed(
+    tmp_path: Path, make_settings, embedder, monkeypatch
+):
+    import tempfile
+
+    from assistant.ingest import STAGING_PREFIX
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale, live = (
+        tmp_path / "tmp" / f"{STAGING_PREFIX}dead",
+        tmp_path / "tmp" / f"{STAGING_PREFIX}live",
+    )
+    for folder, pid in ((stale, dead.pid), (live, os.getpid())):
+        folder.mkdir()
+        (folder / "pid").write_text(str(pid))
+        (folder / "papers.sqlite").write_bytes(b"x" * 1000)
+    ingest([write_jsonl(tmp_path / "p.jsonl", 1)], make_settings(), embedder=embedder)
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == [live.name]
