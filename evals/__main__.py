@@ -73,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", type=Path, help="where indexes are cached between runs")
     run.add_argument("--no-baseline", action="store_true", help="skip the llama-index baseline")
     run.add_argument(
+        "--no-judge", action="store_true",
+        help="judge-free mode: retrieval, key facts, declines, evidence recall, cited gold "
+        "papers and latency only (minutes, not hours; no citation or faithfulness scores)",
+    )  # fmt: skip
+    run.add_argument(
+        "--split", choices=["all", "calibration", "validation"], default="all",
+        help="which half of the sample questions (by a hash of the id; tune on calibration, "
+        "report on validation)",
+    )  # fmt: skip
+    run.add_argument(
+        "--llm-cache", type=Path, metavar="FILE",
+        help="development only: remember model replies in FILE and replay them for prompts "
+        "seen before (replayed latencies mean nothing)",
+    )  # fmt: skip
+    run.add_argument(
         "--judge-pairs", type=_count, metavar="N",
         help="check the judge on the first N hand-labelled pairs (default all 40; 0: skip)",
     )  # fmt: skip
@@ -116,6 +131,9 @@ def _run(args: argparse.Namespace) -> int:
         baseline=not args.no_baseline,
         sample_index_dir=args.index_dir,
         judge_pairs=args.judge_pairs,
+        judge_answers=not args.no_judge,
+        split=args.split,
+        llm_cache=args.llm_cache,
     )
     report = run_eval(settings, config, progress=_progress(not args.quiet))
     paths = write_report(report, out_dir)
