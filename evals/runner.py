@@ -147,11 +147,15 @@ def select_cases(rows: list[dict[str, Any]], limit: int | None, key: str) -> lis
     return picked
 
 
-def split_of(case_id: str) -> str:
-    """The half a sample question belongs to, by a hash of its id: ``calibration`` (thresholds
-    and prompts are tuned on it) or ``validation`` (reported, never tuned on). Stable when
-    questions are added."""
-    return "calibration" if hashlib.sha1(case_id.encode()).digest()[0] % 2 == 0 else "validation"
+def split_of(case: dict[str, Any]) -> str:
+    """The half a sample question belongs to: ``calibration`` (thresholds and prompts are
+    tuned on it) or ``validation`` (reported, never tuned on). The ``split`` field of the data
+    file (stratified by type when the file was written; see evals/data/README.md), else a
+    hash of the id."""
+    if case.get("split") in SPLITS[1:]:
+        return str(case["split"])
+    digest = hashlib.sha1(str(case.get("id")).encode()).digest()
+    return "calibration" if digest[0] % 2 == 0 else "validation"
 
 
 def _fingerprint(settings: Settings) -> str:
@@ -357,7 +361,7 @@ def _run_sample(run: _Run, cases: list[dict[str, Any]], sample_papers: Any) -> l
         rec: dict[str, Any] = {
             k: case.get(k) for k in ("id", "type", "question", "gold_titles", "key_facts")
         }
-        rec["split"] = split_of(str(case.get("id")))
+        rec["split"] = split_of(case)
         for system, out in row.items():
             scores, sentences = _score_sample(out, case, run.judge)
             rec[system] = {
@@ -526,7 +530,7 @@ def run_eval(
         for i, row in enumerate(rows):
             row.setdefault("id", f"{name}-{i:03d}")
         if name == "sample" and config.split != "all":
-            rows = [r for r in rows if split_of(str(r["id"])) == config.split]
+            rows = [r for r in rows if split_of(r) == config.split]
         cases = select_cases(rows, config.limit, "type" if name == "sample" else "answer")
         datasets_meta[name] = {
             "file": f"evals/data/{path.name}",
