@@ -19,20 +19,30 @@ from typing import Any
 
 import numpy as np
 
+from .compose import compose_answer
 from .embeddings import Embedder, load_embedder
 from .errors import QuestionError
+from .evidence import (
+    Assessment,
+    PassagePlan,
+    QuestionShape,
+    SourceEvidence,
+    assess,
+    question_shape,
+    score_sources,
+    select_passages,
+)
 from .index import PaperIndex
 from .llm import ChatModel, chat_model_from_settings
 from .prompts import load_prompt
 from .retrieval import HybridRetriever, Reranker
 from .settings import Settings
-from .text import content_terms, split_sentences
 from .types import Answer, Source
 from .verify import NO_ANSWER_TEXT, verify_answer
 
 __all__ = ["Assistant", "History"]
 
-STOP = ["\nQuestion:", "\nPapers:", "\nExample "]
+STOP = ["\nQuestion:", "\nPapers:", "\n<papers>", "\nExample "]
 """Where a small model that keeps going past its answer is cut off."""
 
 log = logging.getLogger(__name__)
@@ -77,7 +87,11 @@ class _Turn:
     question: str
     standalone: str
     sources: list[Source] = field(default_factory=list)
+    evidence: list[SourceEvidence] = field(default_factory=list)
+    shape: QuestionShape | None = None
+    assessment: Assessment | None = None
     messages: list[dict[str, str]] = field(default_factory=list)
+    prompt_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 
@@ -265,6 +279,9 @@ class Assistant:
             turn.standalone = self._condense(turns, question)
             turn.timings["condense"] = time.perf_counter() - t
             boost = [pid for _, _, ids in turns[-2:] for pid in ids]
+        turn.shape = question_shape(turn.standalone)
+        if top_k is None and turn.shape.multi:
+            top_k = max(self.settings.top_k, self.settings.multi_top_k)
         t = time.perf_counter()
         sources = retriever.retrieve(turn.standalone, top_k=top_k, filters=filters, boost_ids=boost)
         turn.timings["retrieval"] = time.perf_counter() - t
@@ -272,33 +289,25 @@ class Assistant:
         if not sources:
             return turn
         t = time.perf_counter()
-        self._select_passages(turn.standalone, sources)
+        turn.evidence = score_sources(turn.standalone, sources, self.embed, turn.shape)
+        turn.assessment = assess(turn.evidence, turn.shape)
+        plan = PassagePlan(
+            whole_top_tokens=self.settings.whole_abstract_tokens,
+            other_sentences=self.settings.passage_sentences,
+        )
+        select_passages(turn.evidence, turn.shape, self.llm.count_tokens, plan)
         turn.sources = sources
         turn.messages = self._fit_messages(turn)
+        turn.evidence = turn.evidence[: len(turn.sources)]
         turn.timings["passages"] = time.perf_counter() - t
+        log.debug(
+            "evidence %s (%s); figure asked: %s; several papers: %s",
+            turn.assessment.level,
+            "; ".join(turn.assessment.reasons) or "all checks passed",
+            turn.shape.wants_figure,
+            turn.shape.multi,
+        )
         return turn
-
-    def _select_passages(self, question: str, sources: list[Source]) -> None:
-        """Keep the sentences of each abstract that bear on the question (the main speed lever)."""
-        n = self.settings.passage_sentences
-        per_source = [split_sentences(s.abstract) for s in sources]
-        flat = [sent for sents in per_source for sent in sents]
-        vecs = self.embed([question] + flat)
-        qv, svecs = vecs[0], vecs[1:]
-        q_terms = content_terms(question)
-        pos = 0
-        for src, sents in zip(sources, per_source):
-            sims = svecs[pos : pos + len(sents)] @ qv
-            pos += len(sents)
-            if len(sents) <= n:
-                src.passages = sents
-                continue
-            overlap = np.array(
-                [len(q_terms & content_terms(x)) / (len(q_terms) or 1) for x in sents]
-            )
-            score = sims + 0.5 * overlap
-            keep = sorted(np.argsort(-score)[:n].tolist())
-            src.passages = [sents[i] for i in keep]
 
     def _fit_messages(self, turn: _Turn) -> list[dict[str, str]]:
         """System prompt (an unchanging prefix the model can cache) plus the numbered passages,
@@ -321,15 +330,18 @@ class Assistant:
                     "content": answer_tpl.render(sources=block, question=turn.standalone),
                 },
             ]
-            if self.llm.count_message_tokens(messages) <= budget or len(sources) == 1:
+            tokens = self.llm.count_message_tokens(messages)
+            if tokens <= budget or len(sources) == 1:
                 break
             sources.pop()
-        if self.llm.count_message_tokens(messages) > budget:
+        if tokens > budget:
             raise QuestionError(
                 f"the question and one source do not fit the model's {self.llm.context_window}-token "
                 "context window; ask a shorter question or raise ASSISTANT_N_CTX"
             )
         turn.sources = sources
+        # what the model reads beyond the system prompt, which it keeps cached between questions
+        turn.prompt_tokens = tokens - self.llm.count_message_tokens(messages[:1])
         return messages
 
     def _condense(self, turns: list[tuple[str, str, list[str]]], question: str) -> str:
@@ -350,6 +362,8 @@ class Assistant:
         return out
 
     def _finish(self, turn: _Turn, raw: str) -> Answer:
+        """Verify the model's text, then decide: its checked answer, quotes of the evidence
+        (the extractive floor), or "not in the collection"."""
         t = time.perf_counter()
         verified = verify_answer(
             _strip_echo(raw),
@@ -358,6 +372,11 @@ class Assistant:
             threshold=self.settings.support_threshold,
             drop_unsupported=self.settings.drop_unsupported,
         )
+        assert turn.shape is not None and turn.assessment is not None  # set by _prepare
+        composed = compose_answer(
+            verified, turn.sources, turn.evidence, turn.shape, turn.assessment
+        )
+        verified, quoted = composed.verified, composed.quoted
         turn.timings["verification"] = time.perf_counter() - t
         turn.timings["total"] = time.perf_counter() - turn.started
         return Answer(
@@ -370,6 +389,9 @@ class Assistant:
             sentences=verified.sentences,
             raw_text=raw,
             model=self.llm.name,
+            evidence_level=turn.assessment.level,
+            quoted=quoted,
+            prompt_tokens=turn.prompt_tokens,
         )
 
     def _no_answer(self, turn: _Turn) -> Answer:

@@ -384,6 +384,7 @@ def verify_answer(
 
     final: dict[int, int] = {}  # prompt number -> answer number
     best_for: dict[int, tuple[float, str]] = {}
+    said_for: dict[int, list[str]] = {}  # prompt number -> supporting abstract sentences
     checks: list[SentenceCheck] = []
     pieces: list[str] = []
     for unit in units:
@@ -408,8 +409,11 @@ def verify_answer(
                     mine.append(final[n])
                 j = col[n]
                 sc = float(scores[s.index, j])
+                unit_text = units_of[j][int(best_unit[s.index, j])]
                 if n not in best_for or sc > best_for[n][0]:
-                    best_for[n] = (sc, units_of[j][int(best_unit[s.index, j])])
+                    best_for[n] = (sc, unit_text)
+                if unit_text != views[j].title:
+                    said_for.setdefault(n, []).append(unit_text)
             checks.append(SentenceCheck(s.text, True, mine, s.score, list(s.model_cites)))
             out.append(place_marks(s.text, "".join(f"[{m}]" for m in mine)))
         if out:
@@ -420,6 +424,8 @@ def verify_answer(
     for n, m in sorted(final.items(), key=lambda kv: kv[1]):
         src = by_number[n]
         score, snippet = best_for[n]
+        order = {x: k for k, x in enumerate(views[col[n]].sentences)}
+        said = sorted(set(said_for.get(n, [])), key=lambda x: order.get(x, len(order)))
         citations.append(
             Citation(
                 number=m,
@@ -429,6 +435,7 @@ def verify_answer(
                 snippet=snippet,
                 score=round(score, 4),
                 abstract=src.abstract,
+                evidence=said,
             )
         )
     log.debug(
