@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -188,3 +189,24 @@ def test_setup_builds_portable_by_default_and_native_on_request() -> None:
     assert p["wheel_dir"] != n["wheel_dir"] and "paper-assistant/wheels/" in p["wheel_dir"]
     bad = _print_build("fastest")
     assert bad.returncode == 2 and "portable" in bad.stderr and "native" in bad.stderr
+
+
+@pytest.mark.slow
+def test_build_benchmark_smoke(tmp_path: Path, tiny_model_path: Path) -> None:
+    import llama_cpp
+
+    site = Path(llama_cpp.__file__).parent.parent  # the installed build, twice
+    cmd = [sys.executable, str(REPO_ROOT / "benchmarks" / "llama_build.py")]
+    cmd += ["--build", f"a={site}", "--build", f"b={site}", "--model", str(tiny_model_path)]
+    cmd += ["--rounds", "2", "--reps", "1", "--prompt-tokens", "300", "--max-tokens", "8"]
+    cmd += ["--n-threads", "1", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "llama-build.json").read_text())
+    assert [r["build"] for r in report["runs"]] == ["a", "b", "b", "a"]  # interleaved
+    assert report["prompt_tokens"] >= 300  # the system prompt and one passage already are
+    ratios = report["summary"]["ratios_to_a"]["b"]
+    assert set(ratios) >= {"ttft_s", "prompt_tps", "gen_tps", "prompt_tps_paired"}
+    assert all(v > 0 for v in ratios.values())
+    assert report["features"]["a"] == sorted(library_features())
+    assert "| b / a" in (tmp_path / "llama-build.md").read_text()
