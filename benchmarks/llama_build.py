@@ -14,7 +14,9 @@ Every measurement runs in a fresh child process with ``PYTHONPATH`` pointing at 
 the child loads the preset's GGUF with the assistant's own loader (``LocalChatModel``) and
 sends the same RAG-like chat prompt (the real system prompt, then numbered passages of the
 sample abstracts until the prompt has about ``--prompt-tokens`` tokens, then a question)
-``--reps`` times, each from an empty KV cache. From llama.cpp's own counters
+``--reps`` times, each from an empty KV cache, through ``create_chat_completion`` (what
+``LocalChatModel.stream`` calls) with end-of-sequence banned, so that every answer has
+``--max-tokens`` tokens. From llama.cpp's own counters
 (``llama_perf_context``) it takes prompt tokens/s and generation tokens/s; time to first
 token is the wall time from the call to the first streamed piece. Children of the builds
 alternate (``--rounds`` rounds, the order flipping each round), so load from other work on
@@ -42,7 +44,7 @@ if str(REPO_ROOT) not in sys.path:
 from benchmarks.common import child_env  # noqa: E402
 from benchmarks.ingest import machine_info  # noqa: E402
 
-QUESTION = "How do these papers quantize or compress neural networks, and what do they report?"
+QUESTION = "What does each of these papers find, and how do they show it?"
 METRICS = ("ttft_s", "prompt_tps", "gen_tps", "prompt_tps_cpu", "gen_tps_cpu")
 
 
@@ -85,12 +87,18 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     messages = rag_messages(model, args.prompt_tokens)
     llm = model.llama
     model.complete([{"role": "user", "content": "Hello"}], max_tokens=2)  # warm-up
+    no_eos = {"logit_bias": {llm.token_eos(): -1e9}}  # every answer has max_tokens tokens
     reps = []
     for _ in range(args.reps):
         llm.reset()  # the whole prompt is evaluated again
         llama_cpp.llama_perf_context_reset(llm.ctx)
         start, cpu_start, first, pieces = time.perf_counter(), time.process_time(), None, 0
-        for _piece in model.stream(messages, max_tokens=args.max_tokens):
+        chunks = llm.create_chat_completion(
+            messages=messages, max_tokens=args.max_tokens, temperature=0.0, stream=True, **no_eos
+        )
+        for chunk in chunks:
+            if not chunk["choices"][0]["delta"].get("content"):
+                continue  # the opening {"role": "assistant"} chunk, or an empty piece
             if first is None:
                 first, cpu_first = time.perf_counter(), time.process_time()
             pieces += 1
@@ -285,7 +293,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--reps", type=int, default=2, help="prompts per child")
     p.add_argument("--prompt-tokens", type=int, default=530, help="(messages; ~550 templated)")
-    p.add_argument("--max-tokens", type=int, default=48)
+    p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--n-threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--work", type=Path, default=Path("/tmp/llama-build-bench"))
     p.add_argument("--out", type=Path, default=HERE / "results")

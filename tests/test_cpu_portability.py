@@ -205,6 +205,8 @@ def test_build_benchmark_smoke(tmp_path: Path, tiny_model_path: Path) -> None:
     report = json.loads((tmp_path / "llama-build.json").read_text())
     assert [r["build"] for r in report["runs"]] == ["a", "b", "b", "a"]  # interleaved
     assert report["prompt_tokens"] >= 300  # the system prompt and one passage already are
+    # end-of-sequence is banned: 8 tokens, the 7 after the first each decoded alone
+    assert all(r["gen_tokens"] == 7 for run in report["runs"] for r in run["reps"])
     ratios = report["summary"]["ratios_to_a"]["b"]
     assert set(ratios) >= {"ttft_s", "prompt_tps", "gen_tps", "prompt_tps_paired"}
     assert all(v > 0 for v in ratios.values())
