@@ -14,9 +14,9 @@ import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from assistant.cli_common import print_json, run_guarded, setup_logging
+from assistant.cli_common import print_json, run_guarded, setup_logging, tqdm_progress
+from assistant.models import preset_names
 from assistant.settings import Settings
 
 DEFAULT_OUT_ROOT = Path("out") / "evals"
@@ -53,11 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         "settings (ASSISTANT_OPENAI_BASE_URL / _MODEL / _API_KEY)",
     )  # fmt: skip
     run.add_argument(
-        "--preset", choices=["tiny", "small", "base"],
+        "--preset", choices=preset_names(),
         help="local model preset for the assistant (default: ASSISTANT_LLM_PRESET, else base)",
     )  # fmt: skip
     run.add_argument(
-        "--judge-preset", choices=["tiny", "small", "base"],
+        "--judge-preset", choices=preset_names(),
         help="local model preset for the judge (default: the assistant's preset)",
     )  # fmt: skip
     run.add_argument(
@@ -84,17 +84,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(enabled: bool) -> Any:
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    def factory(total: int, desc: str) -> Any:
-        return tqdm(total=total, desc=desc, file=sys.stderr, leave=False)
-
-    return factory
-
-
 def _run(args: argparse.Namespace) -> int:
     from .report import summary, write_report
     from .runner import RunConfig, run_eval
@@ -117,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
         sample_index_dir=args.index_dir,
         judge_pairs=args.judge_pairs,
     )
-    report = run_eval(settings, config, progress=_progress(not args.quiet))
+    report = run_eval(settings, config, progress=tqdm_progress(not args.quiet, unit="it"))
     paths = write_report(report, out_dir)
     sys.stderr.write(f"report: {paths['markdown']}\n")
     print_json(summary(report))
