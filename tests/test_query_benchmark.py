@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from assistant.settings import REPO_ROOT
+from source_tree import REPO_ROOT
 
 
 @pytest.mark.slow
