@@ -1,8 +1,9 @@
-"""``python -m evals run|compare``: run the evaluation suite, or compare two runs.
+"""``python -m evals run|compare|fit-verifier``: evaluate, compare two runs, fit the verifier.
 
     python -m evals run --dataset sample --limit 5 --preset small
     python -m evals run                      # everything: both datasets, base model, baseline
     python -m evals compare out/evals/A out/evals/B
+    python -m evals fit-verifier             # see evals/fit_verifier.py
 
 ``run`` writes report.json, report.md and PNG charts into ``--out`` (default
 ``out/evals/<timestamp>``) and prints, as its last line, a JSON summary of the aggregates.
@@ -78,6 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    fit = sub.add_parser(
+        "fit-verifier",
+        help="fit the verifier's weights on half the judge pairs, measure them on the other half",
+    )
+    fit.add_argument("--no-scifact", action="store_true", help="fit on the judge pairs alone")
+    fit.add_argument("--scifact-limit", type=_positive, help="use the first N SciFact claims")
+    fit.add_argument(
+        "--judge-weight", type=float, default=5.0,
+        help="weight of a judge pair against a SciFact pair (default 5)",
+    )  # fmt: skip
+    fit.add_argument("--out", type=Path, help="also write fit-verifier.json into this folder")
+    fit.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     cmp = sub.add_parser("compare", help="print the metric differences of two reports")
     cmp.add_argument("a", type=Path, help="report.json (or its folder) of run A")
     cmp.add_argument("b", type=Path, help="report.json (or its folder) of run B")
@@ -113,6 +126,30 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_verifier(args: argparse.Namespace) -> int:
+    import json
+
+    from assistant.embeddings import load_embedder
+
+    from .fit_verifier import FitConfig, fit_verifier, summary
+
+    settings = Settings.load()
+    config = FitConfig(
+        threshold=settings.support_threshold,
+        judge_weight=args.judge_weight,
+        scifact=not args.no_scifact,
+        scifact_limit=args.scifact_limit,
+    )
+    report = fit_verifier(load_embedder(settings), config)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "fit-verifier.json").write_text(json.dumps(report, indent=2) + "\n")
+    sys.stdout.write(summary(report) + "\n")
+    held = report["agreement"]["fitted_on_held_out"]["agreement"]
+    print_json({"fitted": report["fitted"], "held_out_agreement": held})
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from .report import compare_reports, load_report
 
@@ -126,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         setup_logging(args.verbose, args.quiet)
         return run_guarded(lambda: _run(args))
+    if args.command == "fit-verifier":
+        setup_logging(args.verbose)
+        return run_guarded(lambda: _fit_verifier(args))
     return run_guarded(lambda: _compare(args))
 
 
