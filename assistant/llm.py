@@ -1,32 +1,33 @@
-"""One small chat interface, three implementations.
+"""One small chat interface (:class:`ChatModel`, an abstract base class), two implementations.
 
 - :class:`LocalChatModel`: a GGUF model run in process by llama-cpp-python.
 - :class:`OpenAIChatModel`: any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
-- :class:`ScriptedChatModel`: scripted replies, for tests of the code that reads replies.
 
-Messages are OpenAI-style dicts (``{"role": "system" | "user" | "assistant", "content": str}``).
-Every failure is raised as an :mod:`assistant.errors` type whose message names the remedy.
-:func:`as_llama_index_llm` wraps any of them for stock llama-index engines.
+Tests add their own (scripted replies) through the same door: a subclass of
+:class:`ChatModel`. Messages are OpenAI-style dicts
+(``{"role": "system" | "user" | "assistant", "content": str}``). Every failure is raised as an
+:mod:`assistant.errors` type whose message names the remedy.
+:func:`assistant.llm_adapter.as_llama_index_llm` wraps any of them for stock llama-index engines.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
-import functools
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, LLMError, LLMUnavailableError, ModelMissingError, QuestionError
+from .tokens import encoding_for_model
 
 if TYPE_CHECKING:
     import openai
-    from llama_index.core.llms import CustomLLM
 
     from .cpu import Repack
     from .settings import Settings
@@ -35,9 +36,8 @@ __all__ = [
     "ChatModel",
     "LocalChatModel",
     "OpenAIChatModel",
-    "ScriptedChatModel",
+    "Messages",
     "chat_model_from_settings",
-    "as_llama_index_llm",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ logger = logging.getLogger(__name__)
 Messages = list[dict[str, str]]
 
 
-class ChatModel:
-    """What the assistant needs from a chat model.
+class ChatModel(abc.ABC):
+    """What the assistant needs from a chat model: ``stream`` and ``count_tokens``.
 
     ``name`` identifies the model in answers and logs (``local:<id>``, ``openai:<model>@<url>``);
     ``context_window`` is the most tokens prompt plus reply may use; ``max_concurrency`` is
@@ -70,6 +70,7 @@ class ChatModel:
             self.stream(messages, max_tokens=max_tokens, temperature=temperature, stop=stop)
         )
 
+    @abc.abstractmethod
     def stream(
         self,
         messages: Messages,
@@ -79,11 +80,10 @@ class ChatModel:
         stop: list[str] | None = None,
     ) -> Iterator[str]:
         """The reply as text pieces, as they are generated."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in this model's prompt (exact locally, estimated for servers)."""
-        raise NotImplementedError
 
     def count_message_tokens(self, messages: Messages) -> int:
         """Rough prompt size of ``messages``: their contents plus a few tokens per message."""
@@ -380,7 +380,7 @@ class OpenAIChatModel(ChatModel):
             chunks.close()
 
     def count_tokens(self, text: str) -> int:
-        return len(_tiktoken_for(self.model).encode(text, disallowed_special=()))
+        return len(encoding_for_model(self.model).encode(text, disallowed_special=()))
 
     def list_models(self) -> list[str]:
         """Model ids the server says it serves (raises the mapped error if it cannot)."""
@@ -469,89 +469,8 @@ def _error_detail(exc: openai.APIStatusError) -> str:
     return str(exc.message)[:500]
 
 
-@functools.cache
-def _tiktoken_for(model: str) -> Any:
-    """tiktoken encoding for ``model``: its own if tiktoken knows it, else o200k_base.
-
-    tiktoken downloads encodings on first use; llama-index ships cl100k_base and o200k_base,
-    so its cache folder is used unless TIKTOKEN_CACHE_DIR is already set.
-    """
-    import llama_index.core
-    import tiktoken
-
-    cache = Path(llama_index.core.__file__).parent / "_static" / "tiktoken_cache"
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache))
-    try:
-        name = tiktoken.encoding_name_for_model(model)
-    except KeyError:
-        name = "o200k_base"
-    if name not in ("o200k_base", "cl100k_base"):
-        name = "cl100k_base"  # older encodings are not shipped offline
-    return tiktoken.get_encoding(name)
-
-
 # --------------------------------------------------------------------------------------------
-# scripted replies (the test seam)
-# --------------------------------------------------------------------------------------------
-
-
-class ScriptedChatModel(ChatModel):
-    """Returns scripted replies through the same interface, for tests of reply handling.
-
-    ``replies`` is a list used in order (running out raises :class:`LLMError`, so a test
-    notices an unexpected extra call) or a function of the messages. Every call's messages
-    are kept in ``calls``. ``stream`` yields the reply word by word; ``stop`` cuts it as a
-    real model would.
-    """
-
-    def __init__(
-        self,
-        replies: list[str] | Callable[[Messages], str],
-        *,
-        name: str = "scripted",
-        context_window: int = 8192,
-    ) -> None:
-        self._replies = replies
-        self.name = name
-        self.context_window = context_window
-        self.max_concurrency = 1
-        self.calls: list[Messages] = []
-        self._lock = threading.Lock()
-
-    def _next(self, messages: Messages, stop: list[str] | None) -> str:
-        with self._lock:
-            self.calls.append([dict(m) for m in messages])
-            if callable(self._replies):
-                reply = self._replies(messages)
-            else:
-                index = len(self.calls) - 1
-                if index >= len(self._replies):
-                    raise LLMError(
-                        f"ScriptedChatModel has {len(self._replies)} replies and was called "
-                        f"{len(self.calls)} times"
-                    )
-                reply = self._replies[index]
-        for s in stop or []:
-            if s and s in reply:
-                reply = reply[: reply.index(s)]
-        return reply
-
-    def stream(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-    ) -> Iterator[str]:
-        yield from re.findall(r"\s+|\S+\s*", self._next(messages, stop))
-
-    def count_tokens(self, text: str) -> int:
-        return len(re.findall(r"\w+|[^\w\s]", text))
-
-
-# --------------------------------------------------------------------------------------------
-# factories and adapters
+# the factory
 # --------------------------------------------------------------------------------------------
 
 
@@ -579,12 +498,3 @@ def chat_model_from_settings(settings: Settings) -> ChatModel:
         name=name,
         repack=settings.llm_repack,
     )
-
-
-def as_llama_index_llm(
-    model: ChatModel, *, max_tokens: int = 512, temperature: float = 0.0
-) -> CustomLLM:
-    """``model`` as a llama-index LLM, so stock llama-index engines (the baseline) can use it."""
-    from .llm_adapter import as_llama_index_llm as adapt
-
-    return adapt(model, max_tokens=max_tokens, temperature=temperature)

