@@ -14,6 +14,7 @@ from .cli_common import (
     setup_logging,
     tqdm_progress,
 )
+from .models import preset_names
 
 __all__ = ["main", "ingest_main"]
 
@@ -98,7 +99,7 @@ def _llm_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("language model")
     g.add_argument(
         "--preset",
-        choices=["tiny", "small", "base"],
+        choices=preset_names(),
         help="local model preset (ASSISTANT_LLM_PRESET)",
     )
     g.add_argument(

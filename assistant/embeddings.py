@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -87,14 +87,8 @@ class Embedder:
         self.max_seq_length = int(getattr(self._model, "max_seq_length", 256) or 256)
         self._lock = threading.Lock()
 
-    def embed(
-        self,
-        texts: Sequence[str],
-        *,
-        batch_size: int = 64,
-        on_batch: Callable[[int], None] | None = None,
-    ) -> np.ndarray:
-        """Embed texts as L2-normalised float32 rows; ``on_batch(n)`` after each batch."""
+    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Embed texts as L2-normalised float32 rows."""
         if not texts:
             return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
         out = []
@@ -109,8 +103,6 @@ class Embedder:
                     show_progress_bar=False,
                 )
             out.append(np.asarray(vecs, dtype=np.float32))
-            if on_batch:
-                on_batch(len(batch))
         return np.vstack(out)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:

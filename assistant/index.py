@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -27,8 +27,6 @@ __all__ = ["PaperIndex", "Chunk", "chunk_paper", "open_chroma", "PaperState", "d
 
 log = logging.getLogger(__name__)
 
-# Keys of the collection metadata that must match the settings before the index is used.
-FINGERPRINT_KEYS = ("embed_model", "embed_dim", "chunk_size", "chunk_overlap", "tokenizer")
 SCHEMA_VERSION = 1
 
 
@@ -424,6 +422,3 @@ def _refresh_node_content(meta: dict[str, Any]) -> dict[str, Any]:
     node["metadata"] = node_meta
     meta["_node_content"] = json.dumps(node)
     return meta
-
-
-ProgressFn = Callable[[int], None]

@@ -19,7 +19,7 @@ from .bibtex import read_bibtex
 from .errors import InputError
 from .formats import MIN_ABSTRACT_CHARS as MIN_ABSTRACT_CHARS
 from .formats import Item, dedup_key, normalize_arxiv_id, read_csv, read_jsonl, read_sample
-from .settings import SAMPLE_DIR
+from .resources import SAMPLE_DIR
 from .types import Paper, Skipped
 
 __all__ = [

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
+from .models import preset_info, preset_names
 
 __all__ = ["Settings", "default_data_dir", "default_cache_dir"]
 
@@ -29,11 +30,6 @@ def default_data_dir() -> Path:
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "paper-assistant"
-
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_DIR = REPO_ROOT / "data" / "sample"
-PROMPTS_DIR = REPO_ROOT / "prompts"
 
 
 class Settings(BaseSettings):
@@ -138,10 +134,11 @@ class Settings(BaseSettings):
         description="'local' runs a GGUF model in process; 'openai' calls an OpenAI-compatible "
         "server; 'auto' uses the server when a base URL is set, else the local model.",
     )
-    llm_preset: Literal["tiny", "small", "base"] = Field(
+    llm_preset: str = Field(
         default="base",
-        description="Local model preset: tiny (SmolLM2-135M), small (Qwen2.5-Coder-0.5B), "
-        "base (Qwen2.5-Coder-1.5B). See README for where each comes from.",
+        description="Local model preset, one of assistant/presets.json: "
+        + ", ".join(f"{n} ({preset_info(n)['display_name']})" for n in preset_names())
+        + ". See README for where each comes from.",
     )
     llm_model_path: Path | None = Field(
         default=None, description="Path of any GGUF file to use instead of the preset."
@@ -152,6 +149,13 @@ class Settings(BaseSettings):
     )
     n_ctx: int = Field(default=4096, ge=512, description="Context window of the local model.")
     n_threads: int | None = Field(default=None, description="CPU threads for the local model.")
+    llm_repack: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="llama.cpp weight repacking (the model parameter use_extra_bufts: AMX and "
+        "CPU_REPACK buffers) for the local model. 'auto' turns it off only when the CPU has AMX "
+        "and llama-cpp-python was built with AMX kernels (that path crashes); 'on' and 'off' "
+        "force it.",
+    )
     openai_base_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices(
@@ -188,6 +192,13 @@ class Settings(BaseSettings):
         default=False,
         description="Drop sentences no source supports (default: keep them, marked).",
     )
+
+    @field_validator("llm_preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        if v not in preset_names():
+            raise ValueError(f"unknown preset {v!r}; choose one of {', '.join(preset_names())}")
+        return v
 
     @field_validator("chroma_url", "openai_base_url", "openai_api_key", mode="before")
     @classmethod

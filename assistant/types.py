@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Paper", "Skipped", "Passage", "Source", "Citation", "Answer", "SentenceCheck"]
+__all__ = ["Paper", "Skipped", "Source", "Citation", "Answer", "SentenceCheck"]
 
 
 @dataclass
@@ -43,17 +43,6 @@ class Skipped:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.reason}"
-
-
-@dataclass
-class Passage:
-    """A retrieved chunk of one paper."""
-
-    chunk_id: str
-    paper_id: str
-    text: str
-    score: float
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

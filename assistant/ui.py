@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import AssistantError, ConfigError
+from .resources import SAMPLE_DIR
 from .retrieval import parse_filters
-from .settings import SAMPLE_DIR
 from .types import Answer, Citation, Source
 from .verify import NO_ANSWER_TEXT, UNSUPPORTED_MARK
 

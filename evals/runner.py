@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(str(resources.files("evals") / "data"))
 DATASETS = {"sample": "sample_qa.jsonl", "scifact": "scifact_claims.jsonl"}
 JUDGE_PAIRS = "judge_pairs.jsonl"
 SYSTEMS = ("assistant", "baseline")

@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from scripted import ScriptedChatModel
+from source_tree import REPO_ROOT
 
 from assistant import Answer, Assistant, Settings
 from assistant.errors import ConfigError, IndexMissingError, LLMUnavailableError, QuestionError
-from assistant.llm import LocalChatModel, OpenAIChatModel, ScriptedChatModel
+from assistant.llm import LocalChatModel, OpenAIChatModel
 from assistant.prompts import PROMPT_NAMES, load_prompt
 from assistant.retrieval import parse_filters, tokenize
-from assistant.settings import REPO_ROOT
 from assistant.verify import NO_ANSWER_TEXT
 
 GASNET = "Galaxy Spectra neural Network (GaSNet). II."
