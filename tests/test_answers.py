@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from scripted import ScriptedChatModel
 
 from assistant import Assistant, Settings
-from assistant.llm import ScriptedChatModel
 from assistant.prompts import load_prompt
 from assistant.verify import NO_ANSWER_TEXT
 
