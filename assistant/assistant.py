@@ -28,12 +28,13 @@ from .evidence import (
     QuestionShape,
     SourceEvidence,
     assess,
+    best_for_parts,
     question_shape,
     score_sources,
     select_passages,
 )
 from .index import PaperIndex
-from .llm import ChatModel, chat_model_from_settings
+from .llm import ChatModel, LocalChatModel, chat_model_from_settings
 from .prompts import load_prompt
 from .retrieval import HybridRetriever, Reranker
 from .settings import Settings
@@ -165,9 +166,20 @@ class Assistant:
         return self._memo
 
     def warm_up(self) -> None:
-        """Open the index, build BM25 and load the model now rather than on the first question."""
+        """Open the index, build BM25, load the model and, for the local model, read the
+        system prompt into its cache now rather than on the first question (every answer's
+        prompt starts with it, so later questions pay only for their own part)."""
         self.retriever.ensure_ready()
-        _ = self.llm
+        if isinstance(self.llm, LocalChatModel):
+            self.llm.complete(self._with_system("Question: ready?"), max_tokens=1)
+
+    def _with_system(self, user: str) -> list[dict[str, str]]:
+        """The fixed system prompt, then ``user``: prompts that start alike share the
+        local model's cache of the system prompt."""
+        return [
+            {"role": "system", "content": load_prompt("system").render()},
+            {"role": "user", "content": user},
+        ]
 
     def info(self) -> dict[str, Any]:
         """What is answering: model, embedder, index location and size."""
@@ -312,7 +324,6 @@ class Assistant:
     def _fit_messages(self, turn: _Turn) -> list[dict[str, str]]:
         """System prompt (an unchanging prefix the model can cache) plus the numbered passages,
         dropping the weakest sources until everything fits the context window."""
-        system = load_prompt("system").render()
         source_tpl, answer_tpl = load_prompt("source"), load_prompt("answer")
         budget = self.llm.context_window - self.settings.max_tokens - 16
         sources = list(turn.sources)
@@ -323,13 +334,7 @@ class Assistant:
                 source_tpl.render(number=s.number, title=s.title, passage=" ".join(s.passages))
                 for s in sources
             )
-            messages = [
-                {"role": "system", "content": system},
-                {
-                    "role": "user",
-                    "content": answer_tpl.render(sources=block, question=turn.standalone),
-                },
-            ]
+            messages = self._with_system(answer_tpl.render(sources=block, question=turn.standalone))
             tokens = self.llm.count_message_tokens(messages)
             if tokens <= budget or len(sources) == 1:
                 break
@@ -349,9 +354,7 @@ class Assistant:
         history = "\n".join(f"User: {q}\nAssistant: {a}" for q, a, _ in turns[-3:])
         prompt = load_prompt("condense").render(history=history, question=question)
         try:
-            out = self.llm.complete(
-                [{"role": "user", "content": prompt}], max_tokens=80, temperature=0.0
-            )
+            out = self.llm.complete(self._with_system(prompt), max_tokens=80, temperature=0.0)
         except Exception as exc:  # the answer step will report a broken LLM properly
             log.warning("could not condense the follow-up question: %s", exc)
             return question
@@ -373,8 +376,17 @@ class Assistant:
             drop_unsupported=self.settings.drop_unsupported,
         )
         assert turn.shape is not None and turn.assessment is not None  # set by _prepare
+        part_best: list[int] = []
+        if turn.assessment.level == "strong" and not turn.shape.multi:
+            top = max(turn.evidence, key=lambda ev: ev.best_score)
+            part_best = best_for_parts(turn.standalone, top, self.embed)
         composed = compose_answer(
-            verified, turn.sources, turn.evidence, turn.shape, turn.assessment
+            verified,
+            turn.evidence,
+            turn.shape,
+            turn.assessment,
+            question=turn.standalone,
+            part_best=part_best,
         )
         verified, quoted = composed.verified, composed.quoted
         turn.timings["verification"] = time.perf_counter() - t

@@ -30,12 +30,13 @@ from .evidence import (
     coverage_gaps,
     has_figure,
     relevant_to_several,
+    term_keys,
 )
-from .text import content_terms
+from .text import content_terms, numbers_in
 from .types import Citation, SentenceCheck, Source
 from .verify import NO_ANSWER_TEXT, Verified
 
-__all__ = ["compose_answer", "Composed", "restates_title", "QUOTE_LEAD"]
+__all__ = ["compose_answer", "Composed", "covers", "restates_title", "QUOTE_LEAD"]
 
 QUOTE_LEAD = "The abstract says (quoted):"
 _TITLE_GLUE = frozenset(
@@ -54,43 +55,73 @@ class Composed:
     """Some of the text quotes the abstracts instead of the model's words."""
 
 
-def restates_title(sentence: str, title: str) -> bool:
-    """Whether a sentence says nothing beyond the paper's title ("<title> [1].", "The paper
-    <title> studies <title words>")."""
+def restates_title(sentence: str, title: str, question: str = "") -> bool:
+    """Whether a sentence says nothing beyond the paper's title and the question ("<title>
+    [1].", "Branch-and-bound is used in neural network verification [1]" for a question about
+    branch-and-bound in verification)."""
     terms = content_terms(sentence) - _TITLE_GLUE
-    title_terms = content_terms(title)
-    return bool(terms) and terms <= title_terms and claim_numbers(sentence) <= claim_numbers(title)
+    known = f"{title} {question}"
+    return (
+        bool(terms)
+        and terms <= content_terms(known)
+        and claim_numbers(sentence) <= claim_numbers(known)
+    )
+
+
+def covers(text: str, sentence: str, question: str) -> bool:
+    """Whether ``text`` already says what ``sentence`` says for the question: one of its
+    figures, or at least half of its terms that the question does not already use."""
+    figures = claim_numbers(sentence)
+    if figures:
+        return bool(figures & numbers_in(text))
+    new = term_keys(sentence) - term_keys(question)
+    return not new or len(new & term_keys(text)) >= 0.5 * len(new)
 
 
 def compose_answer(
     verified: Verified,
-    sources: Sequence[Source],
     evidence: Sequence[SourceEvidence],
     shape: QuestionShape,
     assessment: Assessment,
+    *,
+    question: str = "",
+    part_best: Sequence[int] = (),
 ) -> Composed:
-    """The answer to show for a checked model text (see the module docstring)."""
+    """The answer to show for a checked model text (see the module docstring).
+
+    ``part_best`` holds, for each part of the question, the index of the sentence of the best
+    source that answers it (:func:`assistant.evidence.best_for_parts`): with strong evidence,
+    those the model's text does not cover are quoted after it.
+    """
     if shape.multi and len(evidence) > 1:
-        composed = _per_paper(verified, evidence, shape)
+        composed = _per_paper(verified, evidence, shape, question)
         if composed is not None:
             return composed
     by_number = {c.number: c for c in verified.citations}
-    informative = _informative(verified, by_number)
+    informative = _informative(verified, by_number, question)
     strong = assessment.level == "strong"
     if informative and not _gaps_of_cited(verified, shape):
-        if _responsive(informative, shape):
-            return Composed(verified)
-        if strong:
-            return _with_quotes(verified, evidence, shape)
-        return Composed(_declined(verified))
+        if not strong:
+            return Composed(verified if _responsive(informative, shape) else _declined(verified))
+        top = _best_source(evidence)
+        said = " ".join(s.text for s in informative)
+        missing = [
+            top.sentences[i] for i in part_best if not covers(said, top.sentences[i], question)
+        ]
+        if not _responsive(informative, shape):
+            missing = missing or best_quotes(top, shape)
+        return _with_quotes(verified, top, missing) if missing else Composed(verified)
     if strong:
         return _floor(evidence, shape)
     return Composed(_declined(verified))
 
 
 # --- the parts of the decision ---------------------------------------------------------------
-def _informative(verified: Verified, by_number: dict[int, Citation]) -> list[SentenceCheck]:
-    """Supported sentences that say more than the title of a paper they cite."""
+def _informative(
+    verified: Verified, by_number: dict[int, Citation], question: str
+) -> list[SentenceCheck]:
+    """Supported sentences that say more than the question and the title of a paper they
+    cite."""
     if not verified.answerable:
         return []
     return [
@@ -98,7 +129,9 @@ def _informative(verified: Verified, by_number: dict[int, Citation]) -> list[Sen
         for s in verified.sentences
         if s.supported
         and not all(
-            restates_title(s.text, by_number[n].title) for n in s.citations if n in by_number
+            restates_title(s.text, by_number[n].title, question)
+            for n in s.citations
+            if n in by_number
         )
     ]
 
@@ -157,19 +190,17 @@ def _floor(evidence: Sequence[SourceEvidence], shape: QuestionShape) -> Composed
     )
 
 
-def _with_quotes(
-    verified: Verified, evidence: Sequence[SourceEvidence], shape: QuestionShape
-) -> Composed:
+def _with_quotes(verified: Verified, top: SourceEvidence, quotes: Sequence[str]) -> Composed:
     """The model's checked text, then the evidence that holds what it left out, quoted."""
-    top = _best_source(evidence)
-    quotes = [q for q in best_quotes(top, shape) if q not in verified.text]
+    quotes = [q for q in dict.fromkeys(quotes) if q not in verified.text]
     if not quotes:
         return Composed(verified)
+    quotes = sorted(quotes, key=top.sentences.index)
     citations = list(verified.citations)
     number = next((c.number for c in citations if c.paper_id == top.source.paper_id), None)
     if number is None:
         number = len(citations) + 1
-        citations.append(_citation(number, top.source, quotes))
+        citations.append(_citation(number, top.source, list(quotes)))
     else:
         cit = citations[number - 1]
         cit.evidence = list(dict.fromkeys([*cit.evidence, *quotes]))
@@ -179,12 +210,12 @@ def _with_quotes(
 
 
 def _per_paper(
-    verified: Verified, evidence: Sequence[SourceEvidence], shape: QuestionShape
+    verified: Verified, evidence: Sequence[SourceEvidence], shape: QuestionShape, question: str
 ) -> Composed | None:
     """One line per relevant paper: what the model correctly said of it, else its best
     sentence, quoted. None when no paper qualifies."""
     by_number = {c.number: c for c in verified.citations}
-    informative = _informative(verified, by_number)
+    informative = _informative(verified, by_number, question)
     said: dict[str, list[SentenceCheck]] = {}
     for s in informative:
         for n in s.citations[:1]:  # a sentence belongs to the paper it cites first
@@ -208,7 +239,7 @@ def _per_paper(
                 SentenceCheck(s.text, True, [number], s.score, s.model_citations) for s in own
             ]
         else:
-            quotes = best_quotes(evidence[i], shape, limit=1)
+            quotes = best_quotes(evidence[i], shape)
             lines.append(f"- {src.title}: {_quote_line(quotes, number)}")
             checks += [SentenceCheck(q, True, [number], 1.0, []) for q in quotes]
             quoted = True

@@ -42,6 +42,8 @@ __all__ = [
     "assess",
     "coverage_gaps",
     "best_quotes",
+    "best_for_parts",
+    "question_parts",
     "extractive_answer",
     "relevant_to_several",
     "has_figure",
@@ -80,6 +82,11 @@ _ASKS_PAPER = re.compile(r"\b(?:which|what) (?:paper|study|work|article|publicat
 _SECOND_ASK = re.compile(
     r"(?:,|;|\band\b)\s+(?:\w+\s+){0,2}?(?:what|which|how|who|where|when|why|whether|does|do|"
     r"did|is|are)\b",
+    re.IGNORECASE,
+)
+_ASKS = re.compile(
+    r"\b(?:what|which|how|who|whom|whose|where|when|why|whether|does|do|did|is|are|was|were|"
+    r"can|could)\b",
     re.IGNORECASE,
 )
 _SPELLED_FIGURE = re.compile(
@@ -143,6 +150,8 @@ def _names(question: str) -> frozenset[str]:
         word = m.group(0).rstrip(".")
         if word.endswith("'s"):
             word = word[:-2]
+        # "ImageNet-pretrained" names ImageNet; "ResNet-50", "GaSNet-II" stay whole
+        word = re.sub(r"(?<=[A-Za-z0-9])-[a-z]+$", "", word)
         letters = [c for c in word if c.isalpha()]
         if not letters or word.lower() in _QUESTION_WORDS:
             continue
@@ -226,12 +235,14 @@ def question_shape(question: str) -> QuestionShape:
 # --- sentences ---------------------------------------------------------------------------------
 CONTRIBUTION = re.compile(
     r"\b(?:we|this paper|this work|this study|our)\b[^.]{0,40}\b(?:propose[sd]?|present[sed]*|"
-    r"introduce[sd]?|develop(?:s|ed)?|design(?:s|ed)?|call(?:ed)?|name[sd]?|term(?:ed)?)\b",
+    r"introduce[sd]?|develop(?:s|ed)?|design(?:s|ed)?|call(?:ed)?|name[sd]?|term(?:ed)?)\b"
+    r"|\b(?:called|named|termed|dubbed)\s+[A-Z]|\((?=[^)]*[A-Z][^)]*[A-Z])[A-Za-z0-9\-^]{2,}\)",
     re.IGNORECASE,
 )
-"""A sentence that says what a paper contributes ("We propose X, a ..."): preferred when a
-question about several papers asks what each one does."""
-CONTRIBUTION_BONUS = 0.15
+"""A sentence that says what a paper contributes or names ("We propose X, a ...", "a scheme
+called CIRIM", "(BiPer)"): preferred when a question about several papers asks what each
+one does."""
+CONTRIBUTION_BONUS = 0.25
 
 FIGURE_BONUS = 0.15
 """Added to a sentence's score when the question asks for a figure and the sentence has one."""
@@ -300,6 +311,47 @@ def score_sources(
             scores = scores + CONTRIBUTION_BONUS * np.array(says, dtype=np.float64)
         out.append(SourceEvidence(src, sents, scores, sims, figures))
     return out
+
+
+def question_parts(question: str) -> list[str]:
+    """The question cut where it asks its next thing ("How large is X, and what accuracy does
+    it reach?" gives two parts); one part when it asks one thing."""
+    cuts = [m.start() for m in _SECOND_ASK.finditer(question)]
+    bounds = [0, *cuts, len(question)]
+    pieces = [question[a:b].strip(" ,;") for a, b in zip(bounds, bounds[1:])]
+    parts: list[str] = []
+    carry = ""
+    for piece in pieces:  # a piece that asks nothing ("In a long run of tasks") joins the next
+        text = f"{carry} {piece}".strip() if carry else piece
+        if _ASKS.search(piece) and len(text.split()) >= 3:
+            parts.append(text)
+            carry = ""
+        else:
+            carry = text
+    if carry and parts:
+        parts[-1] = f"{parts[-1]} {carry}"
+    return parts or [question]
+
+
+def best_for_parts(question: str, ev: SourceEvidence, embed: Embed) -> list[int]:
+    """For each part of the question (:func:`question_parts`), the index of the sentence of
+    ``ev`` that answers it best (one more embedding call for the parts)."""
+    parts = question_parts(question)
+    if not ev.sentences:
+        return []
+    if len(parts) == 1:
+        return [ev.best]
+    vecs = embed([*parts, *ev.sentences])
+    pv, sv = vecs[: len(parts)], vecs[len(parts) :]
+    out = []
+    for k, part in enumerate(parts):
+        keys = term_keys(part)
+        overlap = np.array([len(keys & term_keys(x)) / (len(keys) or 1) for x in ev.sentences])
+        score = sv @ pv[k] + TERM_WEIGHT * overlap
+        if question_shape(part).wants_figure:
+            score = score + FIGURE_BONUS * np.array(ev.has_figure, dtype=np.float64)
+        out.append(int(score.argmax()))
+    return list(dict.fromkeys(out))
 
 
 # --- passages ----------------------------------------------------------------------------------
@@ -418,8 +470,9 @@ def best_quotes(ev: SourceEvidence, shape: QuestionShape, *, limit: int = 2) -> 
     """The sentences of one source to quote for the question, in abstract order.
 
     The best sentence; when a figure is asked for and it has none, the best of the next two
-    that has one; otherwise the second best when it scores within 0.15 of the first (the
-    answer often spans two sentences).
+    that has one; for a question about several papers, the best sentence that says what the
+    paper contributes; otherwise the second best when it scores within 0.15 of the first
+    (the answer often spans two sentences).
     """
     if not ev.sentences:
         return []
@@ -427,7 +480,11 @@ def best_quotes(ev: SourceEvidence, shape: QuestionShape, *, limit: int = 2) -> 
     ranked = ev.ranked()
     picked = [ranked[0]]
     if limit > 1 and len(ranked) > 1:
-        if shape.wants_figure and not ev.has_figure[ranked[0]]:
+        if shape.multi:
+            says = [j for j in ranked[1:] if CONTRIBUTION.search(ev.sentences[j])]
+            if not CONTRIBUTION.search(ev.sentences[ranked[0]]):
+                picked += says[:1]
+        elif shape.wants_figure and not ev.has_figure[ranked[0]]:
             with_figure = [j for j in ranked[1:3] if ev.has_figure[j]]
             picked += with_figure[:1]
         elif not shape.multi and scores[ranked[1]] >= scores[ranked[0]] - 0.15:

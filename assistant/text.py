@@ -152,7 +152,7 @@ def split_sentences(text: str) -> list[str]:
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z]")
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:\s?%)?")
+_NUMBER = re.compile(r"(?<![\w.])(?<![A-Za-z]-)\d+(?:[.,]\d+)*(?:\s?%)?")
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for from
@@ -181,7 +181,9 @@ def content_terms(text: str) -> set[str]:
 
 
 def numbers_in(text: str) -> set[str]:
-    """Numbers as written (``96.38%``, ``1,000``), normalised for comparison."""
+    """Numbers as written (``96.38%``, ``1,000``), normalised for comparison. A number that
+    is part of a name (``ResNet-50``, ``GPT-2``, ``top-1``) is not one: otherwise a claimed
+    "50%" would find support in "ResNet-50"."""
     return {n.replace(" ", "").replace(",", "") for n in _NUMBER.findall(text)}
 
 
