@@ -236,12 +236,11 @@ def question_shape(question: str) -> QuestionShape:
 CONTRIBUTION = re.compile(
     r"\b(?:we|this paper|this work|this study|our)\b[^.]{0,40}\b(?:propose[sd]?|present[sed]*|"
     r"introduce[sd]?|develop(?:s|ed)?|design(?:s|ed)?|call(?:ed)?|name[sd]?|term(?:ed)?)\b"
-    r"|\b(?:called|named|termed|dubbed)\s+[A-Z]|\((?=[^)]*[A-Z][^)]*[A-Z])[A-Za-z0-9\-^]{2,}\)",
+    r"|\b(?:called|named|termed|dubbed)\s+(?:the\s+)?[A-Z]",
     re.IGNORECASE,
 )
 """A sentence that says what a paper contributes or names ("We propose X, a ...", "a scheme
-called CIRIM", "(BiPer)"): preferred when a question about several papers asks what each
-one does."""
+called CIRIM"): preferred when a question about several papers asks what each one does."""
 CONTRIBUTION_BONUS = 0.25
 
 FIGURE_BONUS = 0.15

@@ -88,7 +88,7 @@ class Settings(BaseSettings):
         "under 10 s on 2 cores; raise it for a server backend).",
     )
     multi_top_k: int = Field(
-        default=4,
+        default=5,
         ge=1,
         le=50,
         description="Papers given to the model when the question is about several papers "
