@@ -69,11 +69,11 @@ def restates_title(sentence: str, title: str, question: str = "") -> bool:
 
 
 def covers(text: str, sentence: str, question: str) -> bool:
-    """Whether ``text`` already says what ``sentence`` says for the question: one of its
-    figures, or at least half of its terms that the question does not already use."""
+    """Whether ``text`` already says what ``sentence`` says for the question: at least half
+    of its figures, or, without figures, half of its terms the question does not use."""
     figures = claim_numbers(sentence)
     if figures:
-        return bool(figures & numbers_in(text))
+        return len(figures & numbers_in(text)) >= 0.5 * len(figures)
     new = term_keys(sentence) - term_keys(question)
     return not new or len(new & term_keys(text)) >= 0.5 * len(new)
 

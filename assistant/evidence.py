@@ -89,6 +89,10 @@ _ASKS = re.compile(
     r"can|could)\b",
     re.IGNORECASE,
 )
+_SET_ASIDE = re.compile(
+    r"\b(?:as opposed to|rather than|other than|excluding|except for|not about)\s+([^,;()?]+)",
+    re.IGNORECASE,
+)
 _SPELLED_FIGURE = re.compile(
     r"\b(?:half|twice|double[ds]?|triple[ds]?|thrice|third|quarter|dozens?|hundreds?|"
     r"thousands?|millions?|billions?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
@@ -213,6 +217,8 @@ class QuestionShape:
     abstract must contain to answer it."""
     metrics: frozenset[str]
     """Measures asked for by name ("FID", "speed-up", "GPU hours"; see METRIC_TERMS)."""
+    excluded: tuple[frozenset[str], ...] = ()
+    """Content terms of what the question sets aside ("as opposed to X", "rather than X")."""
 
 
 def question_shape(question: str) -> QuestionShape:
@@ -229,7 +235,14 @@ def question_shape(question: str) -> QuestionShape:
         terms=frozenset(terms),
         names=_names(question),
         metrics=frozenset(w for w in words | terms if w in METRIC_TERMS),
+        excluded=tuple(frozenset(content_terms(m.group(1))) for m in _SET_ASIDE.finditer(question)),
     )
+
+
+def excluded(shape: QuestionShape, title: str) -> bool:
+    """Whether a paper's title is what the question sets aside (all of its terms)."""
+    terms = content_terms(title)
+    return any(ex and ex <= terms for ex in shape.excluded)
 
 
 # --- sentences ---------------------------------------------------------------------------------
@@ -508,13 +521,14 @@ def relevant_to_several(
     """For a question about several papers: indexes of the sources to answer with, in prompt
     order. A source counts when the model cited it in a supported sentence, or when it
     mentions what the question names and its best sentence scores within 0.25 of the best
-    source's; either way it must not lack what the question names."""
+    source's; either way it must not lack what the question names, nor be what the question
+    sets aside ("as opposed to quantum neural networks")."""
     if not evidence:
         return []
     top = max(ev.best_score for ev in evidence)
     keep = []
     for i, ev in enumerate(evidence):
-        if coverage_gaps(shape, source_text(ev.source)):
+        if coverage_gaps(shape, source_text(ev.source)) or excluded(shape, ev.source.title):
             continue
         if i in cited or ev.best_score >= top - 0.25:
             keep.append(i)

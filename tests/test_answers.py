@@ -100,3 +100,30 @@ def test_the_markdown_export_shows_the_evidence(ask) -> None:
     quote = next(line for line in md.splitlines() if line.startswith("  > “"))
     assert "72% relative reduction in error rate" in quote
     assert answer.citations[0].evidence[0] in answer.citations[0].abstract
+
+
+BAB_Q = (
+    "Which papers use branch-and-bound (BaB), the neural network verification technique, and "
+    "what do they use it for?"
+)
+
+
+def test_several_papers_get_one_finding_each_not_titles(ask) -> None:
+    # The model only lists titles: each paper gets a line with what its abstract says, quoted.
+    titles = (
+        "- Neural Network Verification with Branch-and-Bound for General Nonlinearities [1]\n"
+        "- Efficiently Computing Local Lipschitz Constants of Neural Networks via Bound "
+        "Propagation [2]"
+    )
+    answer, _ = ask(BAB_Q, titles)
+    assert answer.answerable and answer.quoted
+    lines = answer.text.splitlines()
+    assert len(lines) == len(answer.citations) >= 2
+    for c, line in zip(answer.citations, lines):
+        assert line.startswith(f"- {c.title}: “") and line.endswith(f"[{c.number}]")
+        assert all(q in c.abstract for q in c.evidence)
+    assert "GenBaB" in answer.text  # the sentence that names what the paper contributes
+    # What the model says correctly of a paper is kept, in its line.
+    said = "GenBaB conducts BaB on general nonlinearities to verify neural networks [1]."
+    answer, _ = ask(BAB_Q, f"- {said}\n- {titles.splitlines()[1]}")
+    assert answer.text.splitlines()[0] == f"- {said}"
