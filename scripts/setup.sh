@@ -23,7 +23,7 @@ done
 $PY -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null \
   || $PIP "torch==2.13.0"
 
-extras="."; [ $want_test = 1 ] && extras=".[dev]"
+extras="."; [ $want_test = 1 ] && extras=".[dev,ray]"  # the Ray ingest tests need the extra
 # llama-cpp-python builds from source the first time (several minutes on 2 cores); pip caches it.
 $PIP -e "$extras"
 
