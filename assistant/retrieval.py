@@ -33,6 +33,9 @@ __all__ = ["HybridRetriever", "Reranker", "Candidate", "parse_filters", "tokeniz
 
 log = logging.getLogger(__name__)
 
+GUESS_CHUNKS = 4
+"""Chunk ids asked for per paper in the first lookup (99% of abstracts are one chunk)."""
+
 
 class Reranker(Protocol):
     """The seam for a rerank step (no reranker model installs offline today)."""
@@ -130,20 +133,21 @@ class HybridRetriever:
         self.lexical()
 
     # --- the two retrievers ---------------------------------------------------------------
-    def dense(
-        self, query_vec: np.ndarray, k: int, where: dict | None
-    ) -> list[tuple[str, float, dict]]:
-        """(chunk id, cosine similarity, metadata), best first."""
-        from llama_index.core.vector_stores.types import VectorStoreQuery
+    def dense(self, query_vec: np.ndarray, k: int, where: dict | None) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity), best first.
 
-        q = VectorStoreQuery(query_embedding=[float(x) for x in query_vec], similarity_top_k=k)
-        kwargs = {"where": where} if where else {}
-        res = self.vector_store.query(q, **kwargs)
-        out = []
-        for node, sim in zip(res.nodes, res.similarities or []):
-            cosine = 1.0 + float(np.log(max(sim, 1e-12)))  # the store returns exp(-distance)
-            out.append((node.node_id, cosine, node.metadata))
-        return out
+        Asks Chroma for distances only: fusion needs ids and scores, and the kept papers' text
+        and metadata are fetched once, for those papers alone (:meth:`to_sources`).
+        """
+        kwargs: dict[str, Any] = {"where": where} if where else {}
+        res = self.index.collection.query(
+            query_embeddings=[np.asarray(query_vec, dtype=np.float32)],
+            n_results=k,
+            include=["distances"],
+            **kwargs,
+        )
+        # cosine space: distance = 1 - cosine similarity
+        return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0])]
 
     def bm25(self, query: str, k: int, where: dict | None) -> list[tuple[str, float, bool]]:
         """(chunk id, BM25 score, matches a rare query term), best first, scores above zero.
@@ -166,21 +170,11 @@ class HybridRetriever:
             pos = snap.positions()
             mask = np.zeros(snap.n, dtype=np.float32)
             mask[[p for p in (pos.get(cid) for cid in allowed) if p is not None]] = 1.0
-        k = min(k, snap.n)
-        docs, scores = snap.model.retrieve(
-            [tokens], k=k, show_progress=False, weight_mask=mask, n_threads=0
-        )
+        hits = _top(snap.model.get_scores(tokens, weight_mask=mask), k)
         rare_hits: set[int] = set()
         if rare:
-            rdocs, rscores = snap.model.retrieve(
-                [rare], k=k, show_progress=False, weight_mask=mask, n_threads=0
-            )
-            rare_hits = {int(d) for d, sc in zip(rdocs[0], rscores[0]) if float(sc) > 0}
-        return [
-            (str(snap.ids[int(d)]), float(sc), int(d) in rare_hits)
-            for d, sc in zip(docs[0], scores[0])
-            if float(sc) > 0
-        ]
+            rare_hits = set(_top(snap.model.get_scores(rare, weight_mask=mask), k))
+        return [(str(snap.ids[d]), float(sc), d in rare_hits) for d, sc in hits.items()]
 
     # --- fusion ---------------------------------------------------------------------------
     def candidates(
@@ -209,7 +203,7 @@ class HybridRetriever:
             return c
 
         seen: set[str] = set()
-        for cid, cos, _ in dense:
+        for cid, cos in dense:
             c = cand(cid)
             c.dense = max(c.dense, cos)
             if c.paper_id not in seen:  # one fused contribution per paper per retriever
@@ -263,8 +257,33 @@ class HybridRetriever:
             sources = self.reranker.rerank(query, sources)
         return sources
 
+    def chunks_of(self, paper_ids: Sequence[str]) -> dict[str, list[tuple[str, dict]]]:
+        """paper_id -> [(chunk text, metadata)] in chunk order, looked up by chunk id.
+
+        Chunk ids are ``paper_id#i``: the first ``GUESS_CHUNKS`` of each paper are asked for at
+        once (almost every abstract is one chunk), the rest only for papers that have more.
+        A lookup by id stays fast at any collection size, unlike a metadata filter.
+        """
+        out: dict[str, list[tuple[str, dict]]] = {pid: [] for pid in paper_ids}
+        ids = [f"{pid}#{i}" for pid in paper_ids for i in range(GUESS_CHUNKS)]
+        for _ in range(2):  # the guess, then the rest of the papers that have more chunks
+            if not ids:
+                break
+            res = self.index.collection.get(ids=ids, include=["documents", "metadatas"])
+            for doc, meta in zip(res["documents"], res["metadatas"]):
+                out.setdefault(str(meta["paper_id"]), []).append((doc, meta))
+            ids = [
+                f"{pid}#{i}"
+                for pid, items in out.items()
+                if items
+                for i in range(GUESS_CHUNKS, _n_chunks(items))
+            ]
+        for items in out.values():
+            items.sort(key=lambda dm: int(dm[1].get("chunk", 0)))
+        return out
+
     def to_sources(self, cands: Sequence[Candidate]) -> list[Source]:
-        chunks = self.index.chunks_of([c.paper_id for c in cands])
+        chunks = self.chunks_of([c.paper_id for c in cands])
         out = []
         for c in cands:
             items = chunks.get(c.paper_id) or []
@@ -292,6 +311,19 @@ class HybridRetriever:
                 )
             )
         return out
+
+
+def _n_chunks(items: list[tuple[str, dict]]) -> int:
+    return max(int(m.get("n_chunks", 1) or 1) for _, m in items)
+
+
+def _top(scores: np.ndarray, k: int) -> dict[int, float]:
+    """The ``k`` best rows with a score above zero, best first (row -> score)."""
+    rows = np.flatnonzero(scores > 0)  # few rows share a term with the question
+    if len(rows) > k:
+        rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
+    rows = rows[np.argsort(-scores[rows], kind="stable")]
+    return {int(i): float(scores[i]) for i in rows}
 
 
 def _join_chunks(texts: list[str], settings: Settings) -> str:

@@ -197,7 +197,7 @@ PART_FNS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--work", type=Path, required=True, help="folder for the collections")
+    parser.add_argument("--work", type=Path, help="folder for the collections (required)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"any of {', '.join(PARTS)}")
     parser.add_argument("--chunks", type=int, default=100_000)
@@ -219,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.query import machine_info
     from benchmarks.scale_report import markdown
 
+    if args.work is None:
+        parser.error("--work DIR is required")
     args.work.mkdir(parents=True, exist_ok=True)
     out_json = args.out / "scale.json"
     report = json.loads(out_json.read_text()) if out_json.is_file() else {}

@@ -71,31 +71,29 @@ def _build_and_lexical(r: dict) -> list[str]:
     lx = r.get("lexical")
     out = ["## The lexical index at ingest", ""]
     if b:
-        f = b["lexical_from_chroma"]
-        d = b["disk_mb"]
         out.append(
-            f"- Built from scratch over {f['chunks']} chunks (every chunk read from Chroma, as the "
-            f"first ingest after an upgrade does): {_f(f['seconds'])} s, of which the BM25 build "
-            f"and save {_f(f['build_seconds'])} s; RSS growth {_f(f['rss_growth_mb'], '.0f')} MB."
-        )
-        out.append(
-            f"- On disk: Chroma {_f(d['chroma'], '.0f')} MB, lexical index "
-            f"{_f(d['lexical_total'], '.0f')} MB (token store {_f(d['token_store'], '.0f')} MB). "
-            f"The collection was written in {_f(b.get('write_chunks_seconds'), '.0f')} s of "
-            f"`write_chunks` ({_f(b.get('chunks', 0) / b['write_chunks_seconds'], '.0f')} chunks/s)."
+            f"- The {b['chunks']}-chunk collection was written in "
+            f"{_f(b.get('write_chunks_seconds'), '.0f')} s of `write_chunks` "
+            f"({_f(b['chunks'] / b['write_chunks_seconds'], '.0f')} chunks/s into embedded "
+            f"Chroma); Chroma on disk: {_f(b['disk_mb']['chroma'], '.0f')} MB."
         )
     if lx:
-        rb, inc = lx["rebuild_from_store"], lx["incremental"]
+        fc, rb, inc = lx["from_chroma"], lx["rebuild_from_store"], lx["incremental"]
         ref = inc.get("lexical_refresh") or {}
-        out.append(
-            f"- Rebuilt from the token store (no Chroma reads): {_f(rb['seconds'])} s for "
-            f"{rb['chunks']} chunks, RSS growth {_f(rb['rss_growth_mb'], '.0f')} MB; peak RSS of "
-            f"that process {_f(lx.get('peak_rss_mb'), '.0f')} MB."
-        )
-        out.append(
+        d = lx["disk_mb"]
+        out += [
+            f"- From scratch over {fc['chunks']} chunks (every chunk read from Chroma, as the "
+            f"first ingest after an upgrade does): {_f(fc['seconds'])} s, of which the BM25 "
+            f"build and save {_f(fc['build_seconds'])} s; RSS growth "
+            f"{_f(fc['rss_growth_mb'], '.0f')} MB.",
+            f"- Rebuilt from the token store (no Chroma reads): {_f(rb['seconds'])} s; RSS "
+            f"growth {_f(rb['rss_growth_mb'], '.0f')} MB; peak RSS of that process "
+            f"{_f(lx.get('peak_rss_mb'), '.0f')} MB (embedder included).",
             f"- Incremental ingest of {inc['papers']} new papers into it: {_f(inc['seconds'])} s "
-            f"in all, of which keeping the lexical index in step {_f(ref.get('seconds'))} s."
-        )
+            f"in all, of which keeping the lexical index in step {_f(ref.get('seconds'))} s.",
+            f"- On disk: lexical index {_f(d['lexical_total'], '.0f')} MB, of which the token "
+            f"store {_f(d['token_store'], '.0f')} MB.",
+        ]
     return out + [""]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -28,6 +29,14 @@ from assistant.settings import Settings
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 pytest.importorskip("ray", reason="the Ray extra is not installed (pip install .[ray])")
 
+# Ray 2.60 turns token authentication on for new clusters: the head, the workers and every
+# driver share one token (as a real cluster should), given here by the environment.
+RAY_ENV = {
+    "RAY_AUTH_MODE": "token",
+    "RAY_AUTH_TOKEN": secrets.token_hex(16),
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+
 
 @contextlib.contextmanager
 def ray_head() -> Iterator[str]:
@@ -40,7 +49,13 @@ def ray_head() -> Iterator[str]:
     cmd += ["--disable-usage-stats", "--temp-dir", tmp]
     log = Path(tmp) / "head.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **RAY_ENV},
+            start_new_session=True,  # its own process group: stopped as one below
+        )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -51,11 +66,13 @@ def ray_head() -> Iterator[str]:
             time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)  # what `ray start --block` stops on
         try:
             proc.wait(60)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # anything of this head still running
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -64,7 +81,7 @@ def env_for(chroma_url: str, collection: str, tmp: Path, **extra: str) -> dict[s
         "ASSISTANT_CHROMA_URL": chroma_url,
         "ASSISTANT_COLLECTION": collection,
         "ASSISTANT_LEXICAL_DIR": str(tmp / "lexical"),
-        "RAY_DISABLE_USAGE_STATS": "1",
+        **RAY_ENV,
         **extra,
     }
 
