@@ -209,6 +209,9 @@ class OnnxEmbedder(Embedder):
         if threads:
             opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # Threads that spin while waiting burn the cores other processes need (and each other's
+        # on a busy machine); sleeping costs little at this model's batch sizes.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]

@@ -281,31 +281,35 @@ def build_bm25_from_ids(docs: Sequence[np.ndarray], vocabulary: Sequence[str]) -
     in the same order, so scores match bm25s's own build; the vocabulary holds the tokens that
     occur (plus bm25s's empty token) and columns follow token ids instead of first sight.
     """
+    import scipy.sparse as sp
+
     bm25s = _quiet_bm25s()
     model = bm25s.BM25()
     k1, b = model.k1, model.b
     n = len(docs)
     lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=n)
     avg = np.array(lengths).mean()  # as bm25s: a float64 scalar
-    flat = np.concatenate(docs).astype(np.int64) if n else np.zeros(0, np.int64)
-    used, col = np.unique(flat, return_inverse=True)
+    flat = np.concatenate(docs)
+    used = np.flatnonzero(np.bincount(flat))  # the token ids that occur, in id order
     v = len(used)
-    key, tf = np.unique(
-        np.repeat(np.arange(n, dtype=np.int64), lengths) * v + col, return_counts=True
-    )
-    doc, col = key // v, key % v
+    remap = np.zeros(int(used[-1]) + 1 if v else 0, dtype=np.int32)
+    remap[used] = np.arange(v, dtype=np.int32)
+    rows = np.repeat(np.arange(n, dtype=np.int32), lengths)
+    # Term frequencies: a document x token matrix of ones, duplicates summed (linear, in C).
+    tfm = sp.csr_matrix((np.ones(len(flat), dtype=np.float32), (rows, remap[flat])), shape=(n, v))
+    tfm.sum_duplicates()
+    doc = np.repeat(np.arange(n, dtype=np.int64), np.diff(tfm.indptr))
+    col = tfm.indices
+    tf32 = tfm.data
     df = np.bincount(col, minlength=v)
     idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
-    tf32 = tf.astype(np.float32)
     tfc = tf32 / (k1 * ((1 - b) + b * lengths[doc] / avg) + tf32)
     scores = (idf[col] * tfc).astype(np.float32)
-    order = np.lexsort((doc, col))  # column-major: CSC
-    indptr = np.zeros(v + 2, dtype=np.int64)  # one more, empty column: the empty token
-    np.cumsum(df, out=indptr[1 : v + 1])
-    indptr[v + 1] = indptr[v]
+    csc = sp.csr_matrix((scores, col, tfm.indptr), shape=(n, v)).tocsc()
+    indptr = np.append(csc.indptr.astype(np.int64), csc.indptr[-1])  # + the empty token
     model.scores = {
-        "data": scores[order],
-        "indices": doc[order].astype(np.int32),
+        "data": csc.data,
+        "indices": csc.indices.astype(np.int32),
         "indptr": indptr,
         "num_docs": n,
     }

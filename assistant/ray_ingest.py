@@ -179,6 +179,11 @@ class _EmbedWriter:
         return {"written": out}
 
 
+def _worker_settings(settings: Settings) -> dict[str, Any]:
+    """What the actors need to rebuild the settings (no API key travels to the cluster)."""
+    return settings.model_dump(mode="json", exclude={"openai_api_key"})
+
+
 def _workers(ray: Any, settings: Settings) -> int:
     if settings.ray_workers:
         return settings.ray_workers
@@ -203,7 +208,7 @@ def _ray_writer(ray: Any, settings: Settings, index: Any) -> Any:
             batch_size=1,
             concurrency=n,
             num_cpus=settings.ray_cpus_per_worker,
-            fn_constructor_kwargs={"settings": settings.model_dump(mode="json")},
+            fn_constructor_kwargs={"settings": _worker_settings(settings)},
         )
         bar = progress(len(work), "embedding papers (Ray)") if progress else None
         written = 0
