@@ -212,6 +212,9 @@ class OnnxEmbedder(Embedder):
         # Threads that spin while waiting burn the cores other processes need (and each other's
         # on a busy machine); sleeping costs little at this model's batch sizes.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # The arena keeps the largest batch's buffers for good: 2.8 GB peak against 1.8 GB
+        # without it for 256 abstracts in batches of 64, and no slower.
+        opts.enable_cpu_mem_arena = False
         try:
             self._session = ort.InferenceSession(
                 str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]

@@ -89,7 +89,7 @@ def _build_and_lexical(r: dict) -> list[str]:
             f"- Rebuilt from the token store (no Chroma reads): {_f(rb['seconds'])} s; RSS "
             f"growth {_f(rb['rss_growth_mb'], '.0f')} MB; peak RSS of that process "
             f"{_f(lx.get('peak_rss_mb'), '.0f')} MB (embedder included).",
-            f"- Incremental ingest of {inc['papers']} new papers into it: {_f(inc['seconds'])} s "
+            f"- Incremental ingest of {inc['papers']} new or changed papers into it: {_f(inc['seconds'])} s "
             f"in all, of which keeping the lexical index in step {_f(ref.get('seconds'))} s.",
             f"- On disk: lexical index {_f(d['lexical_total'], '.0f')} MB, of which the token "
             f"store {_f(d['token_store'], '.0f')} MB.",
