@@ -47,6 +47,15 @@ def _ingest_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--embed-model", help="embedding model id or folder (ASSISTANT_EMBED_MODEL)"
     )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="read and embed on Ray (pip install .[ray]), writing to the Chroma server of "
+        "ASSISTANT_CHROMA_URL; ADDRESS of a running cluster (host:port), or none to start a "
+        "local one on 127.0.0.1",
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line of counts")
     add_common_args(parser)
     return parser
@@ -62,7 +71,14 @@ def _run_ingest(args: argparse.Namespace) -> int:
         chunk_overlap=args.chunk_overlap,
         embed_model=args.embed_model,
     )
-    report = ingest(
+    run = ingest
+    if args.ray is not None:
+        from functools import partial
+
+        from .ray_ingest import ray_ingest
+
+        run = partial(ray_ingest, address=args.ray or None)
+    report = run(
         args.paths,
         settings,
         fmt=args.fmt,

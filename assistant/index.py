@@ -207,6 +207,8 @@ class PaperIndex:
             client = getattr(collection, "_client", None)
         self.client = client if client is not None else open_chroma(settings)
         self._collection: Any | None = None
+        self.lexical: Any | None = None
+        """A :class:`~assistant.lexical.TokenStore` kept in step with every write (ingest)."""
 
     # --- opening --------------------------------------------------------------------------
     def _fingerprint(self, embed_dim: int) -> dict[str, Any]:
@@ -284,6 +286,8 @@ class PaperIndex:
 
     def drop(self) -> None:
         """Delete the collection (``--rebuild``)."""
+        if self.lexical is not None:
+            self.lexical.reset()
         try:
             self.client.delete_collection(self.settings.collection)
         except Exception:
@@ -367,6 +371,8 @@ class PaperIndex:
     def delete_papers(self, paper_ids: Sequence[str]) -> None:
         for start in range(0, len(paper_ids), 500):
             batch = list(paper_ids[start : start + 500])
+            if self.lexical is not None:  # before Chroma: the token store stays a subset
+                self.lexical.forget(batch)
             self.collection.delete(where={"paper_id": {"$in": batch}})
 
     def write_chunks(self, chunks: Sequence[Chunk], embeddings: Any) -> None:
@@ -388,6 +394,8 @@ class PaperIndex:
             nodes.append(node)
         self.delete_papers(sorted({c.metadata["paper_id"] for c in chunks}))
         ChromaVectorStore(chroma_collection=self.collection).add(nodes)
+        if self.lexical is not None:
+            self.lexical.record_chunks(chunks)
 
     def update_metadata(self, updates: dict[str, dict[str, Any]]) -> None:
         """Set metadata fields on every chunk of the given papers, without re-embedding."""

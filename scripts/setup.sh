@@ -69,7 +69,7 @@ llama_fits() { $PY -m assistant.cpu check "$LLAMA_BUILD" --version "$LLAMA_VERSI
 $PY -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null \
   || $PIP "torch==2.13.0"
 
-extras="."; [ $want_test = 1 ] && extras=".[dev]"
+extras="."; [ $want_test = 1 ] && extras=".[dev,ray]"  # the Ray ingest tests need the extra
 # llama-cpp-python before the rest, so that pip never builds it with its own default flags.
 if [ "$LLAMA_BUILD" != none ] && ! $PY -c "import importlib.metadata as m, sys; sys.exit(m.version('llama-cpp-python') != '$LLAMA_VERSION')" 2>/dev/null; then
   install_llama
