@@ -294,10 +294,9 @@ class Assistant:
         turn.shape = question_shape(turn.standalone)
         if top_k is None and turn.shape.multi:
             top_k = max(self.settings.top_k, self.settings.multi_top_k)
-        t = time.perf_counter()
-        sources = retriever.retrieve(turn.standalone, top_k=top_k, filters=filters, boost_ids=boost)
-        turn.timings["retrieval"] = time.perf_counter() - t
-        turn.timings["rerank"] = 0.0
+        sources = retriever.retrieve(
+            turn.standalone, top_k=top_k, filters=filters, boost_ids=boost, timings=turn.timings
+        )
         if not sources:
             return turn
         t = time.perf_counter()

@@ -122,7 +122,8 @@ def test_scripted_answer_gets_verified_citations(assistant_with) -> None:
     # The reply never says what else GaSNet-II predicts: the sentence that does is quoted.
     assert "redshift" in answer.text and answer.quoted
     assert answer.raw_text == reply
-    assert set(answer.timings) >= {"retrieval", "rerank", "generation", "verification"}
+    assert set(answer.timings) >= {"retrieval", "passages", "generation", "verification"}
+    assert "rerank" not in answer.timings  # no reranker: no rerank time to report
     # The prompt holds only selected passages and the fixed system prefix comes first.
     system, user = llm.calls[0]
     assert system["content"] == load_prompt("system").render()
@@ -299,3 +300,29 @@ def test_cli_chat_takes_follow_ups_from_stdin(sample_index: Path, tiny_server_ur
     # An answer was printed: the checked text with its reference list, or the plain decline.
     assert "[1] Galaxy Spectra" in proc.stdout or NO_ANSWER_TEXT in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_a_reranker_reorders_sources_and_its_time_is_reported(sample_index: Path, embedder) -> None:
+    import time as _time
+
+    class Reverse:  # the seam for a rerank model: reverse the order, taking a measurable time
+        def rerank(self, query, sources):
+            _time.sleep(0.05)
+            return list(reversed(sources))
+
+    q = "quantization of neural networks"
+    plain = Assistant(
+        Settings(index_dir=sample_index), llm=ScriptedChatModel([]), embed_model=embedder
+    )
+    ranked = Assistant(
+        Settings(index_dir=sample_index),
+        llm=ScriptedChatModel(["Quantization lowers the precision of weights [1]."]),
+        embed_model=embedder,
+        reranker=Reverse(),
+    )
+    before = [s.paper_id for s in plain.retrieve(q)]
+    assert len(before) > 1 and [s.paper_id for s in ranked.retrieve(q)] == before[::-1]
+    answer = ranked.ask(q)
+    assert (
+        answer.timings["rerank"] >= 0.05 and answer.timings["retrieval"] < answer.timings["total"]
+    )
