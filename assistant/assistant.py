@@ -12,15 +12,12 @@ import logging
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from .compose import compose_answer
-from .embeddings import Embedder, load_embedder
+from .embeddings import Embedder, MemoEmbed, load_embedder
 from .errors import QuestionError
 from .evidence import (
     Assessment,
@@ -51,34 +48,6 @@ log = logging.getLogger(__name__)
 History = Sequence[Any]
 """Earlier turns: :class:`Answer` objects, ``(question, answer)`` pairs, or chat messages
 ``{"role": "user"|"assistant", "content": ...}`` (Gradio's format)."""
-
-
-class _MemoEmbed:
-    """The embedder with a small cache, so passage selection and verification share vectors."""
-
-    def __init__(self, embedder: Embedder, size: int = 4096) -> None:
-        self.embedder = embedder
-        self.size = size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            vecs = self.embedder.embed(missing)
-            with self._lock:
-                for t, v in zip(missing, vecs):
-                    self._cache[t] = v
-                while len(self._cache) > self.size:
-                    self._cache.popitem(last=False)
-        with self._lock:
-            dim = self.embedder.dim
-            return (
-                np.vstack([self._cache.get(t, np.zeros(dim, np.float32)) for t in texts])
-                if texts
-                else np.zeros((0, dim), np.float32)
-            )
 
 
 @dataclass
@@ -123,7 +92,7 @@ class Assistant:
         self._index = index
         self._reranker = reranker
         self._retriever: HybridRetriever | None = None
-        self._memo: _MemoEmbed | None = None
+        self._memo: MemoEmbed | None = None
         self._init_lock = threading.Lock()
 
     @classmethod
@@ -156,11 +125,11 @@ class Assistant:
                 self._retriever = HybridRetriever(
                     self.settings, index, embedder, reranker=self._reranker
                 )
-                self._memo = _MemoEmbed(embedder)
+                self._memo = MemoEmbed(embedder)
             return self._retriever
 
     @property
-    def embed(self) -> _MemoEmbed:
+    def embed(self) -> MemoEmbed:
         _ = self.retriever
         assert self._memo is not None  # set with the retriever
         return self._memo
