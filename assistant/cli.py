@@ -150,6 +150,8 @@ def _print_answer(answer, *, as_json: bool) -> None:  # answer: Answer
         for c in answer.citations:
             url = f" <{c.url}>" if c.url else ""
             print(f"[{c.number}] {c.title}{url}")
+            for quote in c.evidence or ([c.snippet] if c.snippet else []):
+                print(f"    “{quote}”")
 
 
 def _run_ask(args: argparse.Namespace) -> int:

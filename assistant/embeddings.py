@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +28,7 @@ from .errors import ModelMissingError
 from .settings import Settings
 
 __all__ = [
+    "MemoEmbed",
     "Embedder",
     "OnnxEmbedder",
     "load_embedder",
@@ -326,3 +328,33 @@ def LlamaIndexEmbedding(embedder: Embedder) -> Any:  # noqa: N802 - a factory na
     if _LI_CLASS is None:
         _LI_CLASS = _llama_index_embedding_class()
     return _LI_CLASS(embedder)
+
+
+class MemoEmbed:
+    """An embedder with a small LRU cache of vectors by text: the one cache of the query path,
+    so passage selection, the verifier and the question-part check embed each sentence of a
+    source once per process (while it stays among the last ``size`` texts)."""
+
+    def __init__(self, embedder: Embedder, size: int = 4096) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            vecs = self.embedder.embed(missing)
+            with self._lock:
+                for t, v in zip(missing, vecs):
+                    self._cache[t] = v
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            dim = self.embedder.dim
+            return (
+                np.vstack([self._cache.get(t, np.zeros(dim, np.float32)) for t in texts])
+                if texts
+                else np.zeros((0, dim), np.float32)
+            )

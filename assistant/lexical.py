@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from .text import STOPWORDS
+from .text import STOPWORDS, fold_plural
 
 __all__ = [
     "tokenize",
@@ -72,14 +72,6 @@ _PAGE = 5000
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*")
 
 
-def _stem(word: str) -> str:
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
 def tokenize(text: str) -> list[str]:
     """BM25 tokens: lower-cased words; hyphenated names kept whole *and* split.
 
@@ -89,8 +81,8 @@ def tokenize(text: str) -> list[str]:
     for tok in _TOKEN.findall(text.lower()):
         parts = re.split(r"[-.]", tok) if ("-" in tok or "." in tok) else []
         if tok not in STOPWORDS:
-            out.append(_stem(tok))
-        out.extend(_stem(p) for p in parts if p and p not in STOPWORDS and not p.isdigit())
+            out.append(fold_plural(tok))
+        out.extend(fold_plural(p) for p in parts if p and p not in STOPWORDS and not p.isdigit())
     return out
 
 

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -237,8 +238,14 @@ class HybridRetriever:
         top_k: int | None = None,
         filters: Sequence[str] | dict[str, Any] | None = None,
         boost_ids: Sequence[str] = (),
+        timings: dict[str, float] | None = None,
     ) -> list[Source]:
-        """The ``top_k`` most relevant papers as unnumbered :class:`Source` objects."""
+        """The ``top_k`` most relevant papers as unnumbered :class:`Source` objects.
+
+        ``timings``, when given, receives the seconds of the rerank step (``rerank``; only
+        when a reranker is set) apart from the rest (``retrieval``).
+        """
+        started = time.perf_counter()
         where = parse_filters(filters)
         top_k = top_k or self.settings.top_k
         cands = self.candidates(query, where=where, boost_ids=boost_ids)
@@ -253,8 +260,13 @@ class HybridRetriever:
                 or (c.rare_match and c.bm25_rank is not None and c.bm25_rank <= 2)
             ]
         sources = self.to_sources(kept)
+        if timings is not None:
+            timings["retrieval"] = time.perf_counter() - started
         if self.reranker is not None and sources:
+            started = time.perf_counter()
             sources = self.reranker.rerank(query, sources)
+            if timings is not None:
+                timings["rerank"] = time.perf_counter() - started
         return sources
 
     def chunks_of(self, paper_ids: Sequence[str]) -> dict[str, list[tuple[str, dict]]]:

@@ -120,6 +120,13 @@ class Settings(BaseSettings):
         description="Papers given to the model (3 keeps the local model's time to first token "
         "under 10 s on 2 cores; raise it for a server backend).",
     )
+    multi_top_k: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="Papers given to the model when the question is about several papers "
+        '("which papers..."); top_k when that is larger.',
+    )
     candidate_k: int = Field(
         default=30, ge=1, description="Chunks each retriever (dense, BM25) returns before fusion."
     )
@@ -141,10 +148,17 @@ class Settings(BaseSettings):
         "(unless they match a rare term). On the sample questions 0.12 keeps 92% of gold papers "
         "(93% with no margin) with 2.1 instead of 2.9 sources per question.",
     )
+    whole_abstract_tokens: int = Field(
+        default=360,
+        ge=0,
+        description="The best source's whole abstract is sent to the model when it is at most "
+        "this many model tokens (0: never); otherwise its most relevant sentences.",
+    )
     passage_sentences: int = Field(
-        default=3,
+        default=2,
         ge=1,
-        description="Sentences of each abstract sent to the model (the most relevant ones).",
+        description="Sentences of every other source sent to the model (the most relevant "
+        "ones; 3 per paper for a question about several papers).",
     )
 
     # --- the language model ----------------------------------------------------------------

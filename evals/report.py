@@ -114,13 +114,18 @@ def _aggregate_rows(dataset: str, rows: list[dict[str, Any]], system: str) -> di
         }
     else:
         lat = {"retrieval": dict(M.latency_summary(latency))}
-    return {
+    tokens = [r[system]["prompt_tokens"] for r in ok if r[system].get("prompt_tokens")]
+    out = {
         "n": len(rows),
         "n_errors": len(rows) - len(ok),
         "metrics": means,
         "n_scored": counts,
         "latency": lat,
     }
+    if tokens:  # what the model read beyond its cached system prompt (assistant only)
+        out["prompt_tokens"] = dict(M.latency_summary(tokens))
+        out["quoted_answers"] = sum(1 for r in ok if r[system].get("quoted"))
+    return out
 
 
 def json_safe(obj: Any) -> Any:
@@ -229,6 +234,11 @@ def _by_type_rows(agg: dict[str, Any], system: str) -> list[str]:
     for key in ("first_token", "total"):
         vals = [by_type[t]["latency"].get(key, {}).get("p50") for t in types]
         lines.append(f"| latency {key} p50 (s) | " + " | ".join(_fmt(v, 2) for v in vals) + " |")
+    if any("prompt_tokens" in by_type[t] for t in types):
+        vals = [by_type[t].get("prompt_tokens", {}).get("p50") for t in types]
+        lines.append("| prompt tokens p50 | " + " | ".join(_fmt(v, 0) for v in vals) + " |")
+        vals = [by_type[t].get("quoted_answers") for t in types]
+        lines.append("| quoted answers | " + " | ".join(_fmt(v) for v in vals) + " |")
     return [*lines, ""]
 
 
@@ -326,12 +336,13 @@ def render_markdown(report: dict[str, Any], charts: dict[str, Path] | None = Non
     agreement = report.get("judge_agreement")
     lines += ["## The judge", "", judge.get("note", ""), ""]
     stats = judge.get("stats", {})
-    lines += [
-        f"Model `{judge.get('model')}`, max_tokens {judge.get('max_tokens')}, temperature 0: "
-        f"{stats.get('calls')} calls, {stats.get('unparsed')} unparsable replies, "
-        f"{_fmt(stats.get('seconds'), 0)} s.",
-        "",
-    ]
+    if judge.get("model"):
+        lines += [
+            f"Model `{judge.get('model')}`, max_tokens {judge.get('max_tokens')}, temperature 0: "
+            f"{stats.get('calls')} calls, {stats.get('unparsed')} unparsable replies, "
+            f"{_fmt(stats.get('seconds'), 0)} s.",
+            "",
+        ]
     if agreement:
         lines += [
             f"Agreement with {agreement['n']} hand-labelled pairs (evals/data/judge_pairs.jsonl; "

@@ -110,6 +110,7 @@ class _Output:
     retrieved: list[str] = field(default_factory=list)  # premises the model was shown
     passages: list[str] = field(default_factory=list)  # the text of the sources sent
     cited: list[str] = field(default_factory=list)  # title keys of the cited papers
+    extra: dict[str, Any] = field(default_factory=dict)  # diagnostics kept in the record
     latency: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -230,6 +231,12 @@ def _assistant_output(assistant: Assistant, question: str) -> _Output:
     out.ranked = [title_key(s.title) for s in assistant.retrieve(question, top_k=RANK_K)]
     by_number = {c.number: c for c in answer.citations}
     out.text, out.answerable, out.timings = answer.text, answer.answerable, dict(answer.timings)
+    out.extra = {
+        "evidence_level": answer.evidence_level,
+        "quoted": answer.quoted,
+        "prompt_tokens": answer.prompt_tokens,
+        "raw_text": answer.raw_text,
+    }
     out.retrieved = list(dict.fromkeys(premise_text(s.title, s.abstract) for s in answer.sources))
     out.passages = [" ".join(s.passages) for s in answer.sources]
     out.cited = [title_key(c.title) for c in answer.citations]
@@ -372,6 +379,7 @@ def _run_sample(run: _Run, cases: list[dict[str, Any]], sample_papers: Any) -> l
                 "top_titles": out.ranked[:5],
                 "cited_titles": out.cited,
                 "passages": out.passages,
+                **out.extra,
                 "sentences": sentences,
                 "latency_s": round(out.latency, 4),
                 "timings": out.timings,
