@@ -12,27 +12,35 @@ import logging
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from .embeddings import Embedder, load_embedder
+from .compose import compose_answer
+from .embeddings import Embedder, MemoEmbed, load_embedder
 from .errors import QuestionError
+from .evidence import (
+    Assessment,
+    PassagePlan,
+    QuestionShape,
+    SourceEvidence,
+    assess,
+    best_for_parts,
+    question_shape,
+    score_sources,
+    select_passages,
+)
 from .index import PaperIndex
-from .llm import ChatModel, chat_model_from_settings
+from .llm import ChatModel, LocalChatModel, chat_model_from_settings
 from .prompts import load_prompt
 from .retrieval import HybridRetriever, Reranker
 from .settings import Settings
-from .text import content_terms, split_sentences
 from .types import Answer, Source
 from .verify import NO_ANSWER_TEXT, verify_answer
 
 __all__ = ["Assistant", "History"]
 
-STOP = ["\nQuestion:", "\nPapers:", "\nExample "]
+STOP = ["\nQuestion:", "\nPapers:", "\n<papers>", "\nExample "]
 """Where a small model that keeps going past its answer is cut off."""
 
 log = logging.getLogger(__name__)
@@ -42,34 +50,6 @@ History = Sequence[Any]
 ``{"role": "user"|"assistant", "content": ...}`` (Gradio's format)."""
 
 
-class _MemoEmbed:
-    """The embedder with a small cache, so passage selection and verification share vectors."""
-
-    def __init__(self, embedder: Embedder, size: int = 4096) -> None:
-        self.embedder = embedder
-        self.size = size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            vecs = self.embedder.embed(missing)
-            with self._lock:
-                for t, v in zip(missing, vecs):
-                    self._cache[t] = v
-                while len(self._cache) > self.size:
-                    self._cache.popitem(last=False)
-        with self._lock:
-            dim = self.embedder.dim
-            return (
-                np.vstack([self._cache.get(t, np.zeros(dim, np.float32)) for t in texts])
-                if texts
-                else np.zeros((0, dim), np.float32)
-            )
-
-
 @dataclass
 class _Turn:
     """A question on its way through the pipeline."""
@@ -77,7 +57,11 @@ class _Turn:
     question: str
     standalone: str
     sources: list[Source] = field(default_factory=list)
+    evidence: list[SourceEvidence] = field(default_factory=list)
+    shape: QuestionShape | None = None
+    assessment: Assessment | None = None
     messages: list[dict[str, str]] = field(default_factory=list)
+    prompt_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 
@@ -108,7 +92,7 @@ class Assistant:
         self._index = index
         self._reranker = reranker
         self._retriever: HybridRetriever | None = None
-        self._memo: _MemoEmbed | None = None
+        self._memo: MemoEmbed | None = None
         self._init_lock = threading.Lock()
 
     @classmethod
@@ -141,19 +125,30 @@ class Assistant:
                 self._retriever = HybridRetriever(
                     self.settings, index, embedder, reranker=self._reranker
                 )
-                self._memo = _MemoEmbed(embedder)
+                self._memo = MemoEmbed(embedder)
             return self._retriever
 
     @property
-    def embed(self) -> _MemoEmbed:
+    def embed(self) -> MemoEmbed:
         _ = self.retriever
         assert self._memo is not None  # set with the retriever
         return self._memo
 
     def warm_up(self) -> None:
-        """Open the index, build BM25 and load the model now rather than on the first question."""
+        """Open the index, build BM25, load the model and, for the local model, read the
+        system prompt into its cache now rather than on the first question (every answer's
+        prompt starts with it, so later questions pay only for their own part)."""
         self.retriever.ensure_ready()
-        _ = self.llm
+        if isinstance(self.llm, LocalChatModel):
+            self.llm.complete(self._with_system("Question: ready?"), max_tokens=1)
+
+    def _with_system(self, user: str) -> list[dict[str, str]]:
+        """The fixed system prompt, then ``user``: prompts that start alike share the
+        local model's cache of the system prompt."""
+        return [
+            {"role": "system", "content": load_prompt("system").render()},
+            {"role": "user", "content": user},
+        ]
 
     def info(self) -> dict[str, Any]:
         """What is answering: model, embedder, index location and size."""
@@ -265,45 +260,38 @@ class Assistant:
             turn.standalone = self._condense(turns, question)
             turn.timings["condense"] = time.perf_counter() - t
             boost = [pid for _, _, ids in turns[-2:] for pid in ids]
-        t = time.perf_counter()
-        sources = retriever.retrieve(turn.standalone, top_k=top_k, filters=filters, boost_ids=boost)
-        turn.timings["retrieval"] = time.perf_counter() - t
-        turn.timings["rerank"] = 0.0
+        turn.shape = question_shape(turn.standalone)
+        if top_k is None and turn.shape.multi:
+            top_k = max(self.settings.top_k, self.settings.multi_top_k)
+        sources = retriever.retrieve(
+            turn.standalone, top_k=top_k, filters=filters, boost_ids=boost, timings=turn.timings
+        )
         if not sources:
             return turn
         t = time.perf_counter()
-        self._select_passages(turn.standalone, sources)
+        turn.evidence = score_sources(turn.standalone, sources, self.embed, turn.shape)
+        turn.assessment = assess(turn.evidence, turn.shape)
+        plan = PassagePlan(
+            whole_top_tokens=self.settings.whole_abstract_tokens,
+            other_sentences=self.settings.passage_sentences,
+        )
+        select_passages(turn.evidence, turn.shape, self.llm.count_tokens, plan)
         turn.sources = sources
         turn.messages = self._fit_messages(turn)
+        turn.evidence = turn.evidence[: len(turn.sources)]
         turn.timings["passages"] = time.perf_counter() - t
+        log.debug(
+            "evidence %s (%s); figure asked: %s; several papers: %s",
+            turn.assessment.level,
+            "; ".join(turn.assessment.reasons) or "all checks passed",
+            turn.shape.wants_figure,
+            turn.shape.multi,
+        )
         return turn
-
-    def _select_passages(self, question: str, sources: list[Source]) -> None:
-        """Keep the sentences of each abstract that bear on the question (the main speed lever)."""
-        n = self.settings.passage_sentences
-        per_source = [split_sentences(s.abstract) for s in sources]
-        flat = [sent for sents in per_source for sent in sents]
-        vecs = self.embed([question] + flat)
-        qv, svecs = vecs[0], vecs[1:]
-        q_terms = content_terms(question)
-        pos = 0
-        for src, sents in zip(sources, per_source):
-            sims = svecs[pos : pos + len(sents)] @ qv
-            pos += len(sents)
-            if len(sents) <= n:
-                src.passages = sents
-                continue
-            overlap = np.array(
-                [len(q_terms & content_terms(x)) / (len(q_terms) or 1) for x in sents]
-            )
-            score = sims + 0.5 * overlap
-            keep = sorted(np.argsort(-score)[:n].tolist())
-            src.passages = [sents[i] for i in keep]
 
     def _fit_messages(self, turn: _Turn) -> list[dict[str, str]]:
         """System prompt (an unchanging prefix the model can cache) plus the numbered passages,
         dropping the weakest sources until everything fits the context window."""
-        system = load_prompt("system").render()
         source_tpl, answer_tpl = load_prompt("source"), load_prompt("answer")
         budget = self.llm.context_window - self.settings.max_tokens - 16
         sources = list(turn.sources)
@@ -314,22 +302,19 @@ class Assistant:
                 source_tpl.render(number=s.number, title=s.title, passage=" ".join(s.passages))
                 for s in sources
             )
-            messages = [
-                {"role": "system", "content": system},
-                {
-                    "role": "user",
-                    "content": answer_tpl.render(sources=block, question=turn.standalone),
-                },
-            ]
-            if self.llm.count_message_tokens(messages) <= budget or len(sources) == 1:
+            messages = self._with_system(answer_tpl.render(sources=block, question=turn.standalone))
+            tokens = self.llm.count_message_tokens(messages)
+            if tokens <= budget or len(sources) == 1:
                 break
             sources.pop()
-        if self.llm.count_message_tokens(messages) > budget:
+        if tokens > budget:
             raise QuestionError(
                 f"the question and one source do not fit the model's {self.llm.context_window}-token "
                 "context window; ask a shorter question or raise ASSISTANT_N_CTX"
             )
         turn.sources = sources
+        # what the model reads beyond the system prompt, which it keeps cached between questions
+        turn.prompt_tokens = tokens - self.llm.count_message_tokens(messages[:1])
         return messages
 
     def _condense(self, turns: list[tuple[str, str, list[str]]], question: str) -> str:
@@ -337,9 +322,7 @@ class Assistant:
         history = "\n".join(f"User: {q}\nAssistant: {a}" for q, a, _ in turns[-3:])
         prompt = load_prompt("condense").render(history=history, question=question)
         try:
-            out = self.llm.complete(
-                [{"role": "user", "content": prompt}], max_tokens=80, temperature=0.0
-            )
+            out = self.llm.complete(self._with_system(prompt), max_tokens=80, temperature=0.0)
         except Exception as exc:  # the answer step will report a broken LLM properly
             log.warning("could not condense the follow-up question: %s", exc)
             return question
@@ -350,6 +333,8 @@ class Assistant:
         return out
 
     def _finish(self, turn: _Turn, raw: str) -> Answer:
+        """Verify the model's text, then decide: its checked answer, quotes of the evidence
+        (the extractive floor), or "not in the collection"."""
         t = time.perf_counter()
         verified = verify_answer(
             _strip_echo(raw),
@@ -358,6 +343,20 @@ class Assistant:
             threshold=self.settings.support_threshold,
             drop_unsupported=self.settings.drop_unsupported,
         )
+        assert turn.shape is not None and turn.assessment is not None  # set by _prepare
+        part_best: list[int] = []
+        if turn.assessment.level == "strong" and not turn.shape.multi:
+            top = max(turn.evidence, key=lambda ev: ev.best_score)
+            part_best = best_for_parts(turn.standalone, top, self.embed)
+        composed = compose_answer(
+            verified,
+            turn.evidence,
+            turn.shape,
+            turn.assessment,
+            question=turn.standalone,
+            part_best=part_best,
+        )
+        verified, quoted = composed.verified, composed.quoted
         turn.timings["verification"] = time.perf_counter() - t
         turn.timings["total"] = time.perf_counter() - turn.started
         return Answer(
@@ -370,6 +369,9 @@ class Assistant:
             sentences=verified.sentences,
             raw_text=raw,
             model=self.llm.name,
+            evidence_level=turn.assessment.level,
+            quoted=quoted,
+            prompt_tokens=turn.prompt_tokens,
         )
 
     def _no_answer(self, turn: _Turn) -> Answer:

@@ -15,6 +15,7 @@ from .cli_common import (
     setup_logging,
     tqdm_progress,
 )
+from .models import preset_names
 from .text import strip_control
 
 __all__ = ["main", "ingest_main"]
@@ -48,6 +49,15 @@ def _ingest_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--embed-model", help="embedding model id or folder (ASSISTANT_EMBED_MODEL)"
     )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="read and embed on Ray (pip install .[ray]), writing to the Chroma server of "
+        "ASSISTANT_CHROMA_URL; ADDRESS of a running cluster (host:port), or none to start a "
+        "local one on 127.0.0.1",
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line of counts")
     add_common_args(parser)
     return parser
@@ -63,7 +73,14 @@ def _run_ingest(args: argparse.Namespace) -> int:
         chunk_overlap=args.chunk_overlap,
         embed_model=args.embed_model,
     )
-    report = ingest(
+    run = ingest
+    if args.ray is not None:
+        from functools import partial
+
+        from .ray_ingest import ray_ingest
+
+        run = partial(ray_ingest, address=args.ray or None)
+    report = run(
         args.paths,
         settings,
         fmt=args.fmt,
@@ -100,7 +117,7 @@ def _llm_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("language model")
     g.add_argument(
         "--preset",
-        choices=["tiny", "small", "base"],
+        choices=preset_names(),
         help="local model preset (ASSISTANT_LLM_PRESET)",
     )
     g.add_argument(
@@ -137,6 +154,8 @@ def _print_answer(answer, *, as_json: bool) -> None:  # answer: Answer
         for c in answer.citations:
             url = f" <{strip_control(c.url)}>" if c.url else ""
             print(f"[{c.number}] {strip_control(c.title)}{url}")
+            for quote in c.evidence or ([c.snippet] if c.snippet else []):
+                print(f"    “{strip_control(quote)}”")
 
 
 def _run_ask(args: argparse.Namespace) -> int:

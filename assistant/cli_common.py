@@ -91,14 +91,18 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-def tqdm_progress(enabled: bool) -> Callable[[int, str], Any] | None:
-    """A progress factory drawing tqdm bars on stderr, or None when not on a terminal."""
+def tqdm_progress(enabled: bool, unit: str = "paper") -> Callable[[int, str], Any] | None:
+    """A progress factory drawing tqdm bars on stderr, or None when not on a terminal.
+
+    The one progress-bar factory of the entry points (ingest, serve, evals); ``unit`` names
+    what is counted.
+    """
     if not enabled or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
     def factory(total: int, desc: str) -> Any:
-        return tqdm(total=total, desc=desc, unit="paper", file=sys.stderr, leave=False)
+        return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
 
     return factory
 

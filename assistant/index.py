@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -34,8 +34,6 @@ __all__ = ["PaperIndex", "Chunk", "chunk_paper", "open_chroma", "PaperState", "d
 
 log = logging.getLogger(__name__)
 
-# Keys of the collection metadata that must match the settings before the index is used.
-FINGERPRINT_KEYS = ("embed_model", "embed_dim", "chunk_size", "chunk_overlap", "tokenizer")
 SCHEMA_VERSION = 1
 
 
@@ -249,6 +247,8 @@ class PaperIndex:
             client = getattr(collection, "_client", None)
         self.client = client if client is not None else open_chroma(settings)
         self._collection: Any | None = None
+        self.lexical: Any | None = None
+        """A :class:`~assistant.lexical.TokenStore` kept in step with every write (ingest)."""
 
     # --- opening --------------------------------------------------------------------------
     def _fingerprint(self, embed_dim: int) -> dict[str, Any]:
@@ -349,6 +349,8 @@ class PaperIndex:
     def drop(self) -> None:
         """Delete the collection (``--rebuild``); a missing one is fine, any other failure
         raises :class:`IndexUnavailableError` (the old data would otherwise stay)."""
+        if self.lexical is not None:
+            self.lexical.reset()
         with self._guard("delete (nothing was rebuilt)"):
             try:
                 self.client.delete_collection(self.settings.collection)
@@ -448,6 +450,8 @@ class PaperIndex:
     def delete_papers(self, paper_ids: Sequence[str]) -> None:
         for start in range(0, len(paper_ids), 500):
             batch = list(paper_ids[start : start + 500])
+            if self.lexical is not None:  # before Chroma: the token store stays a subset
+                self.lexical.forget(batch)
             with self._guard("delete from"):
                 self.collection.delete(where={"paper_id": {"$in": batch}})
 
@@ -471,6 +475,8 @@ class PaperIndex:
         self.delete_papers(sorted({c.metadata["paper_id"] for c in chunks}))
         with self._guard("write to"):
             ChromaVectorStore(chroma_collection=self.collection).add(nodes)
+        if self.lexical is not None:
+            self.lexical.record_chunks(chunks)
 
     def update_metadata(self, updates: dict[str, dict[str, Any]]) -> None:
         """Set metadata fields on every chunk of the given papers, without re-embedding."""
@@ -530,6 +536,3 @@ def _refresh_node_content(meta: dict[str, Any]) -> dict[str, Any]:
     node["metadata"] = node_meta
     meta["_node_content"] = json.dumps(node)
     return meta
-
-
-ProgressFn = Callable[[int], None]

@@ -29,6 +29,7 @@ from .embeddings import Embedder, load_embedder
 from .errors import InputError
 from .formats import title_name
 from .index import PaperIndex, PaperState, chunk_paper, paper_hashes
+from .lexical import LexicalIndex
 from .readers import ReadResult, default_sample_paths, read_paths
 from .settings import Settings
 from .types import Paper, Skipped
@@ -38,6 +39,9 @@ __all__ = ["IngestReport", "ingest", "ingest_papers"]
 log = logging.getLogger(__name__)
 
 BATCH_PAPERS = 128
+WRITER_BATCH_PAPERS = 8192
+"""Papers handed at a time to a caller's writer (Ray): big enough to keep a cluster busy,
+small enough that the driver never holds the whole collection's work."""
 
 
 @dataclass
@@ -67,6 +71,8 @@ class IngestReport:
 
 ProgressFactory = Callable[[int, str], Any]
 """``factory(total, description)`` -> object with ``update(n)`` and ``close()`` (tqdm-like)."""
+Writer = Callable[[list[tuple[Paper, list[str]]], "ProgressFactory | None"], int]
+"""``writer(work, progress)``: embed and write ``(paper, sources)`` work; chunks written."""
 
 
 def ingest(
@@ -137,10 +143,18 @@ def ingest_papers(
     embedder: Embedder | None = None,
     index: PaperIndex | None = None,
     progress: ProgressFactory | None = None,
+    writer: Writer | None = None,
 ) -> IngestReport:
-    """Bring the index up to date with already-read papers (see :func:`ingest`)."""
+    """Bring the index up to date with already-read papers (see :func:`ingest`).
+
+    ``writer(work, progress)`` embeds and writes the papers that need it, in whole-paper
+    batches, and returns the number of chunks written (default: in this process; the Ray
+    path passes its own).
+    """
     embedder = embedder or load_embedder(settings)
     index = index or PaperIndex(settings)
+    lexical = LexicalIndex.for_settings(settings)
+    index.lexical = lexical.store  # every write below keeps the BM25 token store in step
     if rebuild:
         index.drop()
     index.open(create_with_dim=embedder.dim)
@@ -161,21 +175,22 @@ def ingest_papers(
             )
             for f, why in read.unprunable.items()
         ]
-    writer = _Writer(settings, embedder, index, progress, len(read.papers))
+    sink = _Writer(settings, embedder, index, progress, len(read.papers), write=writer)
     try:
         for batch in _batches(read.papers, BATCH_PAPERS):
-            _sync_batch(batch, index, considered, writer, report)
-        writer.flush()
+            _sync_batch(batch, index, considered, sink, report)
+        sink.flush()
     finally:
-        writer.close()
-    changed = writer.changed
+        sink.close()
+    changed = sink.changed
     if prune:
         report.papers_pruned = _prune(index, read, considered)
         changed = changed or report.papers_pruned > 0
     if changed:
         index.touch()
+    lexical.refresh(index)  # the BM25 index questions use: saved now, never built when asked
     report.chunks_total = index.chunk_count()
-    report.chunks_written = writer.chunks_written
+    report.chunks_written = sink.chunks_written
     report.papers_total = index.paper_count()
     return report
 
@@ -243,10 +258,13 @@ class _Writer:
         index: PaperIndex,
         progress: ProgressFactory | None,
         total: int,
+        write: Writer | None = None,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.index = index
+        self.write = write
+        self.batch_papers = BATCH_PAPERS if write is None else WRITER_BATCH_PAPERS
         self.queue: list[tuple[Paper, list[str]]] = []
         self.batches = 0
         self.chunks_written = 0
@@ -255,13 +273,17 @@ class _Writer:
 
     def add(self, paper: Paper, sources: list[str]) -> None:
         self.queue.append((paper, sources))
-        if len(self.queue) >= BATCH_PAPERS:
+        if len(self.queue) >= self.batch_papers:
             self.flush()
 
     def flush(self) -> None:
         if not self.queue:
             return
         batch, self.queue = self.queue, []
+        if self.write is not None:  # the caller's writer (Ray) embeds and writes the batch
+            self.chunks_written += self.write(batch, None)
+            self.changed = True
+            return
         chunks = [c for paper, srcs in batch for c in chunk_paper(paper, self.settings, srcs)]
         vectors = self.embedder.embed(
             [c.embed_text for c in chunks], batch_size=self.settings.embed_batch_size

@@ -1,42 +1,43 @@
-"""One small chat interface, three implementations.
+"""One small chat interface (:class:`ChatModel`, an abstract base class), two implementations.
 
 - :class:`LocalChatModel`: a GGUF model run in process by llama-cpp-python.
 - :class:`OpenAIChatModel`: any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
-- :class:`ScriptedChatModel`: scripted replies, for tests of the code that reads replies.
 
-Messages are OpenAI-style dicts (``{"role": "system" | "user" | "assistant", "content": str}``).
-Every failure is raised as an :mod:`assistant.errors` type whose message names the remedy.
-:func:`as_llama_index_llm` wraps any of them for stock llama-index engines.
+Tests add their own (scripted replies) through the same door: a subclass of
+:class:`ChatModel`. Messages are OpenAI-style dicts
+(``{"role": "system" | "user" | "assistant", "content": str}``). Every failure is raised as an
+:mod:`assistant.errors` type whose message names the remedy.
+:func:`assistant.llm_adapter.as_llama_index_llm` wraps any of them for stock llama-index engines.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
-import functools
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, LLMError, LLMUnavailableError, ModelMissingError, QuestionError
+from .tokens import encoding_for_model
 
 if TYPE_CHECKING:
     import openai
-    from llama_index.core.llms import CustomLLM
 
+    from .cpu import Repack
     from .settings import Settings
 
 __all__ = [
     "ChatModel",
     "LocalChatModel",
     "OpenAIChatModel",
-    "ScriptedChatModel",
+    "Messages",
     "chat_model_from_settings",
-    "as_llama_index_llm",
 ]
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,8 @@ logger = logging.getLogger(__name__)
 Messages = list[dict[str, str]]
 
 
-class ChatModel:
-    """What the assistant needs from a chat model.
+class ChatModel(abc.ABC):
+    """What the assistant needs from a chat model: ``stream`` and ``count_tokens``.
 
     ``name`` identifies the model in answers and logs (``local:<id>``, ``openai:<model>@<url>``);
     ``context_window`` is the most tokens prompt plus reply may use; ``max_concurrency`` is
@@ -69,6 +70,7 @@ class ChatModel:
             self.stream(messages, max_tokens=max_tokens, temperature=temperature, stop=stop)
         )
 
+    @abc.abstractmethod
     def stream(
         self,
         messages: Messages,
@@ -78,11 +80,10 @@ class ChatModel:
         stop: list[str] | None = None,
     ) -> Iterator[str]:
         """The reply as text pieces, as they are generated."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes in this model's prompt (exact locally, estimated for servers)."""
-        raise NotImplementedError
 
     def count_message_tokens(self, messages: Messages) -> int:
         """Rough prompt size of ``messages``: their contents plus a few tokens per message."""
@@ -106,6 +107,11 @@ class LocalChatModel(ChatModel):
     llama.cpp context). llama.cpp keeps the KV cache of the previous prompt and re-evaluates
     only the tokens after the longest common prefix, so calls that share a long system
     prompt pay for it once.
+
+    Before loading, the installed library's compiled CPU features are compared with this CPU:
+    a library built for instructions the CPU lacks is refused with a remedy instead of dying
+    with SIGILL, and ``repack`` decides llama.cpp's ``use_extra_bufts`` (see
+    :func:`assistant.cpu.repack_decision`: ``auto`` turns it off on AMX CPUs with an AMX build).
     """
 
     max_concurrency = 1
@@ -117,10 +123,13 @@ class LocalChatModel(ChatModel):
         n_ctx: int = 4096,
         n_threads: int | None = None,
         name: str | None = None,
+        repack: Repack = "auto",
     ) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
+        self.repack = repack
+        self.use_extra_bufts: bool | None = None  # what the loaded model uses
         self.name = f"local:{name or self.model_path.stem.lower()}"
         self.context_window = n_ctx
         self._llm: Any = None
@@ -141,6 +150,7 @@ class LocalChatModel(ChatModel):
     def _load(self) -> Any:
         try:
             import llama_cpp
+            import llama_cpp.llama_cpp as low_level
         except ImportError as exc:
             raise ConfigError(
                 "llama-cpp-python is not installed: pip install 'llama-cpp-python[server]', "
@@ -151,15 +161,17 @@ class LocalChatModel(ChatModel):
                 f"the local model file {self.model_path} does not exist; set "
                 "ASSISTANT_LLM_MODEL_PATH to a GGUF file or install a preset's packages"
             )
+        extra_bufts = self._choose_extra_bufts(llama_cpp)
         start = time.monotonic()
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(self.model_path),
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads,
-                n_batch=512,
-                verbose=False,
-            )
+            with _model_params_default(low_level, use_extra_bufts=extra_bufts):
+                llm = llama_cpp.Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    n_batch=512,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelMissingError(
                 f"llama.cpp cannot load the model {self.model_path} ({exc}); the file may be "
@@ -167,14 +179,38 @@ class LocalChatModel(ChatModel):
                 "ASSISTANT_LLM_MODEL_PATH to another GGUF, or reinstall the preset's packages"
             ) from exc
         self.load_seconds = time.monotonic() - start
+        self.use_extra_bufts = bool(llm.model_params.use_extra_bufts)
+        if self.use_extra_bufts != extra_bufts:
+            llm.close()
+            raise ConfigError(
+                f"this llama-cpp-python ({llama_cpp.__version__}) ignored use_extra_bufts="
+                f"{extra_bufts}; install the version pyproject.toml pins (scripts/setup.sh)"
+            )
         logger.info(
-            "loaded %s (n_ctx=%d, %d threads) in %.1f s",
+            "loaded %s (n_ctx=%d, %d threads, use_extra_bufts=%s) in %.1f s",
             self.model_path,
             self.n_ctx,
             self.n_threads,
+            self.use_extra_bufts,
             self.load_seconds,
         )
         return llm
+
+    def _choose_extra_bufts(self, llama_cpp: Any) -> bool:
+        """Refuse a library built for instructions this CPU lacks; decide use_extra_bufts."""
+        from .cpu import cpu_flags, parse_system_info, repack_decision, unsupported_features
+
+        features = parse_system_info(llama_cpp.llama_print_system_info())
+        flags = cpu_flags()
+        if missing := unsupported_features(features, flags):
+            raise ConfigError(
+                f"the installed llama-cpp-python was built for instructions this CPU lacks "
+                f"({', '.join(missing)}), so the model would die with 'Illegal instruction'. "
+                "Run scripts/setup.sh (or make setup) to install the portable build"
+            )
+        use, why = repack_decision(self.repack, flags, features)
+        logger.info("%s: %s", self.model_path.name, why)
+        return use
 
     def close(self) -> None:
         """Free the model's memory now (it is loaded again on next use)."""
@@ -249,6 +285,34 @@ class LocalChatModel(ChatModel):
         return LLMError(f"the local model {self.name} failed: {type(exc).__name__}: {exc}")
 
 
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _model_params_default(module: Any, **fields: Any) -> Iterator[None]:
+    """Make ``module.llama_model_default_params()`` return params with ``fields`` set.
+
+    llama-cpp-python's ``Llama()`` has no keyword for every ``llama_model_params`` field
+    (0.3.36: not ``use_extra_bufts``; unknown keywords are silently ignored); it starts from
+    this function's result and passes that struct to ``llama_model_load_from_file``. The
+    caller checks ``llm.model_params`` afterwards, so a version that stops doing so is caught.
+    """
+    original = module.llama_model_default_params
+
+    def with_fields() -> Any:
+        params = original()
+        for key, value in fields.items():
+            setattr(params, key, value)
+        return params
+
+    with _PARAMS_LOCK:
+        module.llama_model_default_params = with_fields
+        try:
+            yield
+        finally:
+            module.llama_model_default_params = original
+
+
 # --------------------------------------------------------------------------------------------
 # OpenAI-compatible server
 # --------------------------------------------------------------------------------------------
@@ -321,7 +385,7 @@ class OpenAIChatModel(ChatModel):
             chunks.close()
 
     def count_tokens(self, text: str) -> int:
-        return len(_tiktoken_for(self.model).encode(text, disallowed_special=()))
+        return len(encoding_for_model(self.model).encode(text, disallowed_special=()))
 
     def list_models(self) -> list[str]:
         """Model ids the server says it serves (raises the mapped error if it cannot)."""
@@ -410,89 +474,8 @@ def _error_detail(exc: openai.APIStatusError) -> str:
     return str(exc.message)[:500]
 
 
-@functools.cache
-def _tiktoken_for(model: str) -> Any:
-    """tiktoken encoding for ``model``: its own if tiktoken knows it, else o200k_base.
-
-    tiktoken downloads encodings on first use; llama-index ships cl100k_base and o200k_base,
-    so its cache folder is used unless TIKTOKEN_CACHE_DIR is already set.
-    """
-    import llama_index.core
-    import tiktoken
-
-    cache = Path(llama_index.core.__file__).parent / "_static" / "tiktoken_cache"
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache))
-    try:
-        name = tiktoken.encoding_name_for_model(model)
-    except KeyError:
-        name = "o200k_base"
-    if name not in ("o200k_base", "cl100k_base"):
-        name = "cl100k_base"  # older encodings are not shipped offline
-    return tiktoken.get_encoding(name)
-
-
 # --------------------------------------------------------------------------------------------
-# scripted replies (the test seam)
-# --------------------------------------------------------------------------------------------
-
-
-class ScriptedChatModel(ChatModel):
-    """Returns scripted replies through the same interface, for tests of reply handling.
-
-    ``replies`` is a list used in order (running out raises :class:`LLMError`, so a test
-    notices an unexpected extra call) or a function of the messages. Every call's messages
-    are kept in ``calls``. ``stream`` yields the reply word by word; ``stop`` cuts it as a
-    real model would.
-    """
-
-    def __init__(
-        self,
-        replies: list[str] | Callable[[Messages], str],
-        *,
-        name: str = "scripted",
-        context_window: int = 8192,
-    ) -> None:
-        self._replies = replies
-        self.name = name
-        self.context_window = context_window
-        self.max_concurrency = 1
-        self.calls: list[Messages] = []
-        self._lock = threading.Lock()
-
-    def _next(self, messages: Messages, stop: list[str] | None) -> str:
-        with self._lock:
-            self.calls.append([dict(m) for m in messages])
-            if callable(self._replies):
-                reply = self._replies(messages)
-            else:
-                index = len(self.calls) - 1
-                if index >= len(self._replies):
-                    raise LLMError(
-                        f"ScriptedChatModel has {len(self._replies)} replies and was called "
-                        f"{len(self.calls)} times"
-                    )
-                reply = self._replies[index]
-        for s in stop or []:
-            if s and s in reply:
-                reply = reply[: reply.index(s)]
-        return reply
-
-    def stream(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-    ) -> Iterator[str]:
-        yield from re.findall(r"\s+|\S+\s*", self._next(messages, stop))
-
-    def count_tokens(self, text: str) -> int:
-        return len(re.findall(r"\w+|[^\w\s]", text))
-
-
-# --------------------------------------------------------------------------------------------
-# factories and adapters
+# the factory
 # --------------------------------------------------------------------------------------------
 
 
@@ -513,13 +496,10 @@ def chat_model_from_settings(settings: Settings) -> ChatModel:
         settings.llm_preset, settings.llm_model_path, settings.model_cache_dir
     )
     name = None if settings.llm_model_path else preset_info(settings.llm_preset)["id"]
-    return LocalChatModel(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, name=name)
-
-
-def as_llama_index_llm(
-    model: ChatModel, *, max_tokens: int = 512, temperature: float = 0.0
-) -> CustomLLM:
-    """``model`` as a llama-index LLM, so stock llama-index engines (the baseline) can use it."""
-    from .llm_adapter import as_llama_index_llm as adapt
-
-    return adapt(model, max_tokens=max_tokens, temperature=temperature)
+    return LocalChatModel(
+        path,
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        name=name,
+        repack=settings.llm_repack,
+    )

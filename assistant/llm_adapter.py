@@ -1,4 +1,7 @@
-"""A :class:`~assistant.llm.ChatModel` as a llama-index LLM (for stock llama-index engines)."""
+"""A :class:`~assistant.llm.ChatModel` as a llama-index LLM (for stock llama-index engines).
+
+This module depends on :mod:`assistant.llm`, never the other way round.
+"""
 
 from __future__ import annotations
 

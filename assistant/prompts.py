@@ -1,4 +1,5 @@
-"""Prompts are files in ``prompts/``, rendered strictly.
+"""Prompts are files in ``prompts/`` (shipped in the package: :mod:`assistant.resources`),
+rendered strictly.
 
 A prompt's variables are the ``{name}`` fields in its file (``{{`` and ``}}`` for literal
 braces). Rendering with a missing or an unexpected variable is an error, never a silent blank.
@@ -12,7 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from .errors import ConfigError
-from .settings import PROMPTS_DIR
+from .resources import PROMPTS_DIR
 
 __all__ = ["Prompt", "load_prompt", "PROMPT_NAMES"]
 

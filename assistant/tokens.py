@@ -1,14 +1,21 @@
-"""tiktoken, offline: llama-index-core ships the encodings; point tiktoken at them."""
+"""tiktoken, offline: llama-index-core ships the encodings; point tiktoken at them.
+
+The one place the assistant loads a tiktoken encoding: by name (:func:`get_encoding`, for
+chunking) or for an OpenAI-style model name (:func:`encoding_for_model`, to estimate prompt
+sizes for a server). Only ``cl100k_base`` and ``o200k_base`` ship offline.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
-from functools import lru_cache
 from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["get_encoding", "count_tokens"]
+__all__ = ["get_encoding", "encoding_for_model", "OFFLINE_ENCODINGS"]
+
+OFFLINE_ENCODINGS = ("cl100k_base", "o200k_base")
 
 
 def _bundled_cache() -> Path | None:
@@ -20,7 +27,7 @@ def _bundled_cache() -> Path | None:
     return path if path.is_dir() else None
 
 
-@lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=4)
 def get_encoding(name: str = "cl100k_base"):  # -> tiktoken.Encoding
     """A tiktoken encoding, loaded from the cache llama-index-core ships (no download)."""
     if not os.environ.get("TIKTOKEN_CACHE_DIR"):
@@ -38,5 +45,14 @@ def get_encoding(name: str = "cl100k_base"):  # -> tiktoken.Encoding
         ) from exc
 
 
-def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
-    return len(get_encoding(encoding).encode(text, disallowed_special=()))
+@functools.cache
+def encoding_for_model(model: str):  # -> tiktoken.Encoding
+    """The encoding of ``model`` if tiktoken knows it, else o200k_base; an encoding that does
+    not ship offline (older models) is replaced by cl100k_base."""
+    import tiktoken
+
+    try:
+        name = tiktoken.encoding_name_for_model(model)
+    except KeyError:
+        name = "o200k_base"
+    return get_encoding(name if name in OFFLINE_ENCODINGS else "cl100k_base")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Paper", "Skipped", "Passage", "Source", "Citation", "Answer", "SentenceCheck"]
+__all__ = ["Paper", "Skipped", "Source", "Citation", "Answer", "SentenceCheck"]
 
 
 @dataclass
@@ -49,17 +49,6 @@ class Skipped:
 
 
 @dataclass
-class Passage:
-    """A retrieved chunk of one paper."""
-
-    chunk_id: str
-    paper_id: str
-    text: str
-    score: float
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class Source:
     """A retrieved paper (chunks folded into papers), as numbered in the prompt."""
 
@@ -93,6 +82,9 @@ class Citation:
     score: float = 0.0
     """Support score of the best-supported statement citing this paper (0..1)."""
     abstract: str = ""
+    evidence: list[str] = field(default_factory=list)
+    """The sentences of the abstract that support what the answer says of this paper, in
+    abstract order (``snippet`` is the best of them)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,16 +121,28 @@ class Answer:
     raw_text: str = ""
     """What the model wrote, before verification."""
     model: str = ""
+    evidence_level: str = ""
+    """How strongly the retrieved abstracts held an answer before the model wrote: ``strong``,
+    ``weak`` or ``none`` (see :mod:`assistant.evidence`)."""
+    quoted: bool = False
+    """True when the text quotes the abstracts instead of the model's words (the model's text
+    kept nothing the abstracts support, while they clearly hold the answer)."""
+    prompt_tokens: int = 0
+    """Tokens of the question and passages the model read, beyond its cached system prompt:
+    what time to first token grows with on a CPU."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def bibliography(self) -> str:
-        """The numbered reference list, one line per cited paper (Markdown)."""
+    def bibliography(self, *, evidence: bool = True) -> str:
+        """The numbered reference list (Markdown), one entry per cited paper, each followed by
+        the quoted sentences of its abstract that support the answer."""
         lines = []
         for c in self.citations:
             title = f"[{c.title}]({c.url})" if c.url else c.title
-            lines.append(f"[{c.number}] {title}")
+            lines.append(f"- [{c.number}] {title}")
+            if evidence:
+                lines += [f"  > “{q}”" for q in (c.evidence or ([c.snippet] if c.snippet else []))]
         return "\n".join(lines)
 
     def to_markdown(self) -> str:

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from .cli_common import describe_destination
 from .errors import AssistantError, ConfigError
+from .resources import SAMPLE_DIR
 from .retrieval import parse_filters
 from .safety import safe_url
-from .settings import SAMPLE_DIR
 from .types import Answer, Citation, Source
 from .verify import NO_ANSWER_TEXT, UNSUPPORTED_MARK
 
@@ -142,11 +142,12 @@ def _answer_body(text: str) -> str:
     return _plain(text).replace(_esc(UNSUPPORTED_MARK), badge)
 
 
-def _highlight(abstract: str, snippet: str) -> str:
+def _highlight(abstract: str, snippets: Sequence[str]) -> str:
     body = _esc(abstract)
-    snip = _esc(snippet.strip())
-    if snip and snip in body:
-        return body.replace(snip, f"<mark>{snip}</mark>", 1)
+    for snippet in snippets:
+        snip = _esc(snippet.strip())
+        if snip and snip in body:
+            body = body.replace(snip, f"<mark>{snip}</mark>", 1)
     return body
 
 
@@ -157,16 +158,17 @@ def _reference(c: Citation, source: Source | None) -> str:
         title = f'<a href="{_esc(url)}" target="_blank" rel="noopener noreferrer">{title}</a>'
     meta = [m for m in (source.authors if source else "", source.date if source else "") if m]
     meta_html = f'<span class="pa-ref-meta">{_esc(" · ".join(meta))}</span>' if meta else ""
-    snippet = c.snippet or (source.passages[0] if source and source.passages else "")
+    quotes = c.evidence or [c.snippet or (source.passages[0] if source and source.passages else "")]
     abstract = c.abstract or (source.abstract if source else "")
+    said = " ".join(f"“{_esc(q)}”" for q in quotes if q)
     return (
         '<details class="pa-ref"><summary>'
         f'<span class="pa-ref-num">[{c.number}]</span><span class="pa-ref-title">{title}</span>'
         f"{meta_html}"
-        f'<span class="pa-ref-snippet">“{_esc(snippet)}” '
+        f'<span class="pa-ref-snippet">{said} '
         '<span class="pa-ref-more">show abstract ▸</span></span>'
         "</summary>"
-        f'<div class="pa-abstract">{_highlight(abstract, snippet)}</div>'
+        f'<div class="pa-abstract">{_highlight(abstract, quotes)}</div>'
         "</details>"
     )
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -33,7 +31,7 @@ from assistant.citations import (
     short_reason,
 )
 from assistant.errors import InputError
-from assistant.text import content_terms, normalize_text, numbers_in, split_sentences
+from assistant.text import content_terms, normalize_text, numbers_in, split_sentences, stem
 from assistant.types import Citation, SentenceCheck, Source
 
 __all__ = [
@@ -74,17 +72,8 @@ EXTRA_UNITS_WITH_PASSAGES = 1
 """Other abstract sentences embedded per source when passages are given."""
 MIN_SHARED_TERMS = 1
 
+
 # --- scoring -------------------------------------------------------------------------------
-_SUFFIXES = "ations ation ings ing ities ity ness ies ers er ed es ly al s".split()
-
-
-def _stem(term: str) -> str:
-    for suf in _SUFFIXES:
-        if len(term) - len(suf) >= 4 and term.endswith(suf):
-            return term[: -len(suf)]
-    return term
-
-
 def _num_key(n: str) -> str:
     n = n.rstrip("%")
     if "." in n:
@@ -107,7 +96,7 @@ class _SourceView:
 
 
 def _stems(text: str) -> set[str]:
-    return {_stem(t) for t in content_terms(text)}
+    return {stem(t) for t in content_terms(text)}
 
 
 def _views(sources: Sequence[Source]) -> list[_SourceView]:
@@ -181,47 +170,6 @@ def _embed_by_length(embed: Embed, texts: list[str]) -> np.ndarray:
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-class _VectorCache:
-    """Vectors of source sentences, per embedder, so a paper seen twice costs nothing."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self._lock = threading.Lock()
-        self._owners: dict[tuple[int, int], object] = {}  # strong refs: ids stay unique
-        self._vectors: OrderedDict[tuple[tuple[int, int], str], np.ndarray] = OrderedDict()
-
-    def _key(self, embed: Embed) -> tuple[int, int]:
-        # ``obj.method`` is a new object on every access: key bound methods by their parts.
-        owner = getattr(embed, "__self__", embed)
-        key = (id(owner), id(getattr(embed, "__func__", None)))
-        if key not in self._owners:
-            if len(self._owners) >= 4:
-                self._owners.clear()
-                self._vectors.clear()
-            self._owners[key] = owner
-        return key
-
-    def embed(self, embed: Embed, fresh: list[str], cached: list[str]) -> np.ndarray:
-        """Vectors for ``fresh + cached`` (in that order), embedding in one call what is new."""
-        with self._lock:
-            key = self._key(embed)
-            known = {t: self._vectors[(key, t)] for t in cached if (key, t) in self._vectors}
-        todo = list(dict.fromkeys(t for t in cached if t not in known))
-        texts = fresh + todo
-        vectors = _embed_by_length(embed, texts)
-        known.update(zip(todo, vectors[len(fresh) :], strict=True))
-        with self._lock:
-            for t in cached:
-                self._vectors[(key, t)] = known[t]
-                self._vectors.move_to_end((key, t))
-            while len(self._vectors) > self.size:
-                self._vectors.popitem(last=False)
-        return np.vstack([vectors[: len(fresh)], *[known[t][None, :] for t in cached]])
-
-
-_CACHE = _VectorCache()
-
-
 def _score_matrix(
     sentences: Sequence[str], views: Sequence[_SourceView], embed: Embed
 ) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
@@ -234,7 +182,9 @@ def _score_matrix(
     flat = [u for us in units for u in us]
     if n == 0 or not flat:
         return scores, units, best_unit
-    vectors = _CACHE.embed(embed, list(sentences), flat)
+    # the assistant passes a caching embedder (assistant.embeddings.MemoEmbed): the source
+    # sentences were embedded for passage selection already, only the claims are new
+    vectors = _embed_by_length(embed, [*sentences, *flat])
     sims = vectors[:n] @ vectors[n:].T
     pos = 0
     for j, view in enumerate(views):
@@ -384,6 +334,7 @@ def verify_answer(
 
     final: dict[int, int] = {}  # prompt number -> answer number
     best_for: dict[int, tuple[float, str]] = {}
+    said_for: dict[int, list[str]] = {}  # prompt number -> supporting abstract sentences
     checks: list[SentenceCheck] = []
     pieces: list[str] = []
     for unit in units:
@@ -408,8 +359,11 @@ def verify_answer(
                     mine.append(final[n])
                 j = col[n]
                 sc = float(scores[s.index, j])
+                unit_text = units_of[j][int(best_unit[s.index, j])]
                 if n not in best_for or sc > best_for[n][0]:
-                    best_for[n] = (sc, units_of[j][int(best_unit[s.index, j])])
+                    best_for[n] = (sc, unit_text)
+                if unit_text != views[j].title:
+                    said_for.setdefault(n, []).append(unit_text)
             checks.append(SentenceCheck(s.text, True, mine, s.score, list(s.model_cites)))
             out.append(place_marks(s.text, "".join(f"[{m}]" for m in mine)))
         if out:
@@ -420,6 +374,8 @@ def verify_answer(
     for n, m in sorted(final.items(), key=lambda kv: kv[1]):
         src = by_number[n]
         score, snippet = best_for[n]
+        order = {x: k for k, x in enumerate(views[col[n]].sentences)}
+        said = sorted(set(said_for.get(n, [])), key=lambda x: order.get(x, len(order)))
         citations.append(
             Citation(
                 number=m,
@@ -429,6 +385,7 @@ def verify_answer(
                 snippet=snippet,
                 score=round(score, 4),
                 abstract=src.abstract,
+                evidence=said,
             )
         )
     log.debug(

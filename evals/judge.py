@@ -1,6 +1,6 @@
 """The entailment judge: a chat model asked a strict yes/no question, memoised.
 
-No NLI or cross-encoder model can be installed offline here (see ``/work/shared/MODELS.md``:
+No NLI or cross-encoder model can be installed offline here (see ``docs/MODELS.md``:
 every package found downloads its weights at run time), so the judge is a chat model: the
 local GGUF model of a preset (default ``base``, Qwen2.5-Coder-1.5B) or any OpenAI-compatible
 server. Its agreement with hand labels (``evals/data/judge_pairs.jsonl``) is measured by
@@ -47,7 +47,7 @@ JudgeKind = Literal["local", "openai"]
 
 NO_NLI_NOTE = (
     "No NLI or cross-encoder entailment model can be installed offline on this machine (every "
-    "PyPI package found downloads its weights at run time; see MODELS.md), so a chat model "
+    "PyPI package found downloads its weights at run time; see docs/MODELS.md), so a chat model "
     "answering a strict yes/no prompt (prompts/judge.txt) is the entailment judge. Its agreement "
     "with the hand-labelled pairs of evals/data/judge_pairs.jsonl is reported next to the "
     "metrics; read the citation and faithfulness scores in its light."

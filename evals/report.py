@@ -60,6 +60,7 @@ METRICS = {
     "sample": (
         *RETRIEVAL_METRICS,
         *("citation_recall", "citation_precision", "faithfulness", "key_fact_recall"),
+        *("evidence_recall", "gold_cited", "all_gold_cited"),
     ),
     "scifact": (*RETRIEVAL_METRICS, "verdict_accuracy"),
 }
@@ -67,43 +68,63 @@ METRICS = {
 
 def aggregate(dataset: str, records: list[dict[str, Any]], systems: Sequence[str]) -> dict:
     """Per system: macro averages of the per-case scores (undefined ones left out and
-    counted in ``n_scored``), abstention rates (sample), and latency summaries."""
+    counted in ``n_scored``), abstention rates (sample), and latency summaries; for the
+    sample questions also the same per question type (``by_type``)."""
     out: dict[str, Any] = {}
     for system in systems:
         rows = [r for r in records if system in r]
-        ok = [r for r in rows if not r[system].get("error")]
-        means, counts = {}, {}
-        for name in METRICS.get(dataset, RETRIEVAL_METRICS):
-            values = [r[system]["scores"].get(name, M.NAN) for r in ok]
-            means[name] = M.mean(values, skip_nan=True)
-            counts[name] = sum(1 for v in values if not math.isnan(v))
-        latency = [r[system]["latency_s"] for r in ok]
+        out[system] = _aggregate_rows(dataset, rows, system)
         if dataset == "sample":
-            abst = M.abstention_scores(
-                [r[system]["answerable"] for r in ok], [r["type"] != "unanswerable" for r in ok]
-            )
-            for rate, n in (
-                ("correct_decline_rate", "n_unanswerable"),
-                ("false_decline_rate", "n_answerable"),
-            ):
-                means[rate], counts[rate] = abst[rate], abst[n]  # type: ignore[literal-required]
-            stages = sorted({k for r in ok for k in r[system]["timings"]})
-            lat = {
-                "total": dict(M.latency_summary(latency)),
-                "stages_mean": {
-                    k: M.mean([r[system]["timings"][k] for r in ok if k in r[system]["timings"]])
-                    for k in stages
-                },
+            types = sorted({str(r.get("type")) for r in rows})
+            out[system]["by_type"] = {
+                t: _aggregate_rows(dataset, [r for r in rows if r.get("type") == t], system)
+                for t in types
             }
-        else:
-            lat = {"retrieval": dict(M.latency_summary(latency))}
-        out[system] = {
-            "n": len(rows),
-            "n_errors": len(rows) - len(ok),
-            "metrics": means,
-            "n_scored": counts,
-            "latency": lat,
+    return out
+
+
+def _aggregate_rows(dataset: str, rows: list[dict[str, Any]], system: str) -> dict[str, Any]:
+    ok = [r for r in rows if not r[system].get("error")]
+    means, counts = {}, {}
+    for name in METRICS.get(dataset, RETRIEVAL_METRICS):
+        values = [r[system]["scores"].get(name, M.NAN) for r in ok]
+        means[name] = M.mean(values, skip_nan=True)
+        counts[name] = sum(1 for v in values if not math.isnan(v))
+    latency = [r[system]["latency_s"] for r in ok]
+    if dataset == "sample":
+        abst = M.abstention_scores(
+            [r[system]["answerable"] for r in ok], [r["type"] != "unanswerable" for r in ok]
+        )
+        for rate, n in (
+            ("correct_decline_rate", "n_unanswerable"),
+            ("false_decline_rate", "n_answerable"),
+        ):
+            means[rate], counts[rate] = abst[rate], abst[n]  # type: ignore[literal-required]
+        stages = sorted({k for r in ok for k in r[system]["timings"]})
+        first = [
+            r[system]["timings"]["first_token"] for r in ok if "first_token" in r[system]["timings"]
+        ]
+        lat = {
+            "total": dict(M.latency_summary(latency)),
+            "first_token": dict(M.latency_summary(first)),
+            "stages_mean": {
+                k: M.mean([r[system]["timings"][k] for r in ok if k in r[system]["timings"]])
+                for k in stages
+            },
         }
+    else:
+        lat = {"retrieval": dict(M.latency_summary(latency))}
+    tokens = [r[system]["prompt_tokens"] for r in ok if r[system].get("prompt_tokens")]
+    out = {
+        "n": len(rows),
+        "n_errors": len(rows) - len(ok),
+        "metrics": means,
+        "n_scored": counts,
+        "latency": lat,
+    }
+    if tokens:  # what the model read beyond its cached system prompt (assistant only)
+        out["prompt_tokens"] = dict(M.latency_summary(tokens))
+        out["quoted_answers"] = sum(1 for r in ok if r[system].get("quoted"))
     return out
 
 
@@ -165,7 +186,7 @@ def _metric_rows(agg: dict[str, Any], systems: list[str]) -> list[str]:
         vals = [_fmt(agg[s]["metrics"].get(name)) for s in systems]
         scored = "/".join(str(agg[s]["n_scored"].get(name, "")) for s in systems)
         rows.append(f"| {label} | " + " | ".join(vals) + f" | {scored} |")
-    for key in ("total", "retrieval"):
+    for key in ("total", "first_token", "retrieval"):
         if all(key in agg[s].get("latency", {}) for s in systems):
             for stat in ("mean", "p50", "p95"):
                 vals = [_fmt(agg[s]["latency"][key].get(stat), 2) for s in systems]
@@ -175,6 +196,50 @@ def _metric_rows(agg: dict[str, Any], systems: list[str]) -> list[str]:
         vals = [_fmt(agg[s]["latency"]["stages_mean"].get(stage), 2) for s in systems]
         rows.append(f"| stage {stage} mean (s) | " + " | ".join(vals) + " | |")
     return rows
+
+
+BY_TYPE_METRICS = (
+    "key_fact_recall",
+    "evidence_recall",
+    "gold_cited",
+    "all_gold_cited",
+    "citation_recall",
+    "citation_precision",
+    "faithfulness",
+    "false_decline_rate",
+    "correct_decline_rate",
+    "hit@1",
+)
+
+
+def _by_type_rows(agg: dict[str, Any], system: str) -> list[str]:
+    """One table per system: the main metrics per question type."""
+    by_type = agg.get("by_type") or {}
+    if not by_type:
+        return []
+    types = list(by_type)
+    lines = [
+        f"By question type ({system}; n = "
+        + ", ".join(f"{t} {by_type[t]['n']}" for t in types)
+        + "):",
+        "",
+        "| metric | " + " | ".join(types) + " |",
+        "|---|" + "---:|" * len(types),
+    ]
+    for name in BY_TYPE_METRICS:
+        vals = [by_type[t]["metrics"].get(name) for t in types]
+        if all(v is None or (isinstance(v, float) and not math.isfinite(v)) for v in vals):
+            continue
+        lines.append(f"| {name} | " + " | ".join(_fmt(v) for v in vals) + " |")
+    for key in ("first_token", "total"):
+        vals = [by_type[t]["latency"].get(key, {}).get("p50") for t in types]
+        lines.append(f"| latency {key} p50 (s) | " + " | ".join(_fmt(v, 2) for v in vals) + " |")
+    if any("prompt_tokens" in by_type[t] for t in types):
+        vals = [by_type[t].get("prompt_tokens", {}).get("p50") for t in types]
+        lines.append("| prompt tokens p50 | " + " | ".join(_fmt(v, 0) for v in vals) + " |")
+        vals = [by_type[t].get("quoted_answers") for t in types]
+        lines.append("| quoted answers | " + " | ".join(_fmt(v) for v in vals) + " |")
+    return [*lines, ""]
 
 
 def _excerpt(text: str, n: int = 160) -> str:
@@ -259,6 +324,8 @@ def render_markdown(report: dict[str, Any], charts: dict[str, Path] | None = Non
         systems = list(agg)
         n = agg[systems[0]]["n"] if systems else 0
         lines += [f"## {TITLES.get(name, name)} ({n})", "", *_metric_rows(agg, systems), ""]
+        for system in systems:
+            lines += _by_type_rows(agg[system], system)
         lines += [*(f"- {note}" for note in NOTES.get(name, [])), ""]
     lines += [
         "Rates are averaged over the cases where they are defined (column *scored*, per system); "
@@ -269,12 +336,13 @@ def render_markdown(report: dict[str, Any], charts: dict[str, Path] | None = Non
     agreement = report.get("judge_agreement")
     lines += ["## The judge", "", judge.get("note", ""), ""]
     stats = judge.get("stats", {})
-    lines += [
-        f"Model `{judge.get('model')}`, max_tokens {judge.get('max_tokens')}, temperature 0: "
-        f"{stats.get('calls')} calls, {stats.get('unparsed')} unparsable replies, "
-        f"{_fmt(stats.get('seconds'), 0)} s.",
-        "",
-    ]
+    if judge.get("model"):
+        lines += [
+            f"Model `{judge.get('model')}`, max_tokens {judge.get('max_tokens')}, temperature 0: "
+            f"{stats.get('calls')} calls, {stats.get('unparsed')} unparsable replies, "
+            f"{_fmt(stats.get('seconds'), 0)} s.",
+            "",
+        ]
     if agreement:
         lines += [
             f"Agreement with {agreement['n']} hand-labelled pairs (evals/data/judge_pairs.jsonl; "

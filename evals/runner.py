@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from assistant.llm import ChatModel, chat_model_from_settings
 from assistant.readers import default_sample_paths, read_paths
 from assistant.settings import Settings
 from assistant.text import title_key
+from assistant.types import Answer
 
 from . import metrics as M
 from .baseline import DESCRIPTION as BASELINE_DESCRIPTION
@@ -50,17 +52,27 @@ from .judge import (
 )
 from .report import aggregate
 
-__all__ = ["RunConfig", "run_eval", "DATA_DIR", "DATASETS", "file_sha256", "select_cases"]
+__all__ = [
+    "RunConfig",
+    "run_eval",
+    "DATA_DIR",
+    "DATASETS",
+    "SPLITS",
+    "file_sha256",
+    "select_cases",
+    "split_of",
+]
 
 logger = logging.getLogger(__name__)
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(str(resources.files("evals") / "data"))
 DATASETS = {"sample": "sample_qa.jsonl", "scifact": "scifact_claims.jsonl"}
 JUDGE_PAIRS = "judge_pairs.jsonl"
 SYSTEMS = ("assistant", "baseline")
 RANK_K = 10
 ASSISTANT_DESCRIPTION = "Assistant: dense + BM25 fusion, passage selection, verified citations"
 ProgressFactory = Callable[[int, str], Any]
+SPLITS = ("all", "calibration", "validation")
 
 
 @dataclass
@@ -77,6 +89,14 @@ class RunConfig:
     sample_index_dir: Path | None = None
     judge_pairs: int | None = None
     """How many labelled pairs to check the judge on (None: all, 0: none)."""
+    judge_answers: bool = True
+    """False: the judge-free mode (retrieval, key facts, declines, evidence recall, cited gold
+    papers, latency), minutes instead of hours; no judge model is loaded."""
+    split: str = "all"
+    """Which half of the sample questions: calibration, validation or all (see split_of)."""
+    llm_cache: Path | None = None
+    """A file of cached model replies (development only: answers are replayed, so latencies
+    of replayed answers mean nothing)."""
 
 
 @dataclass
@@ -88,6 +108,9 @@ class _Output:
     ranked: list[str] = field(default_factory=list)  # title keys, best first
     sentences: list[M.CitedSentence] = field(default_factory=list)
     retrieved: list[str] = field(default_factory=list)  # premises the model was shown
+    passages: list[str] = field(default_factory=list)  # the text of the sources sent
+    cited: list[str] = field(default_factory=list)  # title keys of the cited papers
+    extra: dict[str, Any] = field(default_factory=dict)  # diagnostics kept in the record
     latency: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -126,6 +149,17 @@ def select_cases(rows: list[dict[str, Any]], limit: int | None, key: str) -> lis
     return picked
 
 
+def split_of(case: dict[str, Any]) -> str:
+    """The half a sample question belongs to: ``calibration`` (thresholds and prompts are
+    tuned on it) or ``validation`` (reported, never tuned on). The ``split`` field of the data
+    file (stratified by type when the file was written; see evals/data/README.md), else a
+    hash of the id."""
+    if case.get("split") in SPLITS[1:]:
+        return str(case["split"])
+    digest = hashlib.sha1(str(case.get("id")).encode()).digest()
+    return "calibration" if digest[0] % 2 == 0 else "validation"
+
+
 def _fingerprint(settings: Settings) -> str:
     blob = json.dumps(settings.index_fingerprint(), sort_keys=True).encode()
     return hashlib.sha1(blob).hexdigest()[:8]
@@ -152,7 +186,7 @@ class _Run:
         config: RunConfig,
         llm: ChatModel,
         embedder: Embedder,
-        judge: Judge,
+        judge: Judge | None,
         progress: ProgressFactory | None,
     ) -> None:
         self.settings, self.config, self.llm = settings, config, llm
@@ -165,6 +199,8 @@ class _Run:
         self.phases[name] = round(self.phases.get(name, 0.0) + time.perf_counter() - started, 3)
 
     def judge_all(self, outputs: list[_Output], name: str) -> None:
+        if self.judge is None:
+            return
         pairs = {
             (premise, s.text)
             for out in outputs
@@ -185,12 +221,25 @@ class _Run:
 
 def _assistant_output(assistant: Assistant, question: str) -> _Output:
     started = time.perf_counter()
-    answer = assistant.ask(question)
+    answer = None
+    for item in assistant.stream(question):  # streamed, so time to first token is measured
+        if isinstance(item, Answer):
+            answer = item
+    if answer is None:
+        raise AssistantError("the assistant's stream ended without an answer")
     out = _Output(latency=time.perf_counter() - started)
     out.ranked = [title_key(s.title) for s in assistant.retrieve(question, top_k=RANK_K)]
     by_number = {c.number: c for c in answer.citations}
     out.text, out.answerable, out.timings = answer.text, answer.answerable, dict(answer.timings)
+    out.extra = {
+        "evidence_level": answer.evidence_level,
+        "quoted": answer.quoted,
+        "prompt_tokens": answer.prompt_tokens,
+        "raw_text": answer.raw_text,
+    }
     out.retrieved = list(dict.fromkeys(premise_text(s.title, s.abstract) for s in answer.sources))
+    out.passages = [" ".join(s.passages) for s in answer.sources]
+    out.cited = [title_key(c.title) for c in answer.citations]
     if answer.answerable:  # a declined answer shows no claim: nothing to check
         out.sentences = [
             M.CitedSentence(
@@ -213,7 +262,13 @@ def _baseline_output(baseline: Baseline, question: str) -> _Output:
     out.ranked = [title_key(r.title) for r in baseline.retrieve(question, top_k=RANK_K)]
     out.text, out.answerable, out.timings = answer.text, answer.answerable, answer.timings
     out.retrieved = list(dict.fromkeys(s.premise for s in answer.sources))
+    out.passages = list(out.retrieved)
     if answer.answerable:
+        out.cited = list(
+            dict.fromkeys(
+                title_key(answer.sources[n - 1].title) for _, refs in answer.sentences for n in refs
+            )
+        )
         out.sentences = [
             M.CitedSentence(text, [answer.sources[n - 1].premise for n in refs])
             for text, refs in answer.sentences
@@ -241,17 +296,26 @@ def _retrieval_scores(ranked: list[str], gold: set[str]) -> dict[str, float]:
     }
 
 
-def _score_sample(out: _Output, case: dict[str, Any], judge: Judge) -> tuple[dict, list]:
-    """The scores of one answer and, per sentence, what the judge said about it."""
+def _score_sample(out: _Output, case: dict[str, Any], judge: Judge | None) -> tuple[dict, list]:
+    """The scores of one answer and, per sentence, what the judge said about it (no judge:
+    the judge-free scores only)."""
     if out.error:
         return {}, []
-    scores = _retrieval_scores(out.ranked, {title_key(t) for t in case.get("gold_titles", [])})
+    gold = {title_key(t) for t in case.get("gold_titles", [])}
+    scores = _retrieval_scores(out.ranked, gold)
+    facts = case.get("key_facts") or []
+    scores["key_fact_recall"] = M.key_fact_recall(out.text, facts) if facts else M.NAN
+    # Was the sentence holding each key fact sent to the model at all?
+    scores["evidence_recall"] = M.key_fact_recall(" ".join(out.passages), facts) if facts else M.NAN
+    cited = set(out.cited)
+    scores["gold_cited"] = len(gold & cited) / len(gold) if gold else M.NAN
+    scores["all_gold_cited"] = float(gold <= cited) if gold else M.NAN
+    if judge is None:
+        return scores, []
     cit = M.citation_scores(out.sentences, judge)
     scores["citation_recall"] = cit["citation_recall"]
     scores["citation_precision"] = cit["citation_precision"]
     scores["faithfulness"] = M.faithfulness([s.text for s in out.sentences], out.retrieved, judge)
-    facts = case.get("key_facts") or []
-    scores["key_fact_recall"] = M.key_fact_recall(out.text, facts) if facts else M.NAN
     details = [
         {
             "text": s.text,
@@ -305,6 +369,7 @@ def _run_sample(run: _Run, cases: list[dict[str, Any]], sample_papers: Any) -> l
         rec: dict[str, Any] = {
             k: case.get(k) for k in ("id", "type", "question", "gold_titles", "key_facts")
         }
+        rec["split"] = split_of(case)
         for system, out in row.items():
             scores, sentences = _score_sample(out, case, run.judge)
             rec[system] = {
@@ -312,6 +377,9 @@ def _run_sample(run: _Run, cases: list[dict[str, Any]], sample_papers: Any) -> l
                 "answerable": out.answerable,
                 "error": out.error,
                 "top_titles": out.ranked[:5],
+                "cited_titles": out.cited,
+                "passages": out.passages,
+                **out.extra,
                 "sentences": sentences,
                 "latency_s": round(out.latency, 4),
                 "timings": out.timings,
@@ -376,19 +444,21 @@ def _run_scifact(
         top = out.ranked[0] if out.ranked else None
         return premise_text(*abstracts[top]) if top in abstracts else None
 
-    started = time.perf_counter()
-    pairs = {
-        (p, row["input"])
-        for row, res in zip(claims, outputs)
-        for o in res.values()
-        if (p := premise_of(o))
-    }
-    bar = _bar(run.progress, len(pairs), "scifact: verdicts")
-    try:
-        run.judge.prefetch(pairs, prompt="judge_claim", on_done=bar.update)
-    finally:
-        bar.close()
-    run.timed("scifact_judging", started)
+    judge = run.judge
+    if judge is not None:
+        started = time.perf_counter()
+        pairs = {
+            (p, row["input"])
+            for row, res in zip(claims, outputs)
+            for o in res.values()
+            if (p := premise_of(o))
+        }
+        bar = _bar(run.progress, len(pairs), "scifact: verdicts")
+        try:
+            judge.prefetch(pairs, prompt="judge_claim", on_done=bar.update)
+        finally:
+            bar.close()
+        run.timed("scifact_judging", started)
 
     records = []
     for i, (row, res) in enumerate(zip(claims, outputs)):
@@ -403,10 +473,13 @@ def _run_scifact(
         for system, out in res.items():
             premise = premise_of(out)
             verdict = (
-                run.judge.verdict(premise, row["input"], prompt="judge_claim") if premise else None
+                judge.verdict(premise, row["input"], prompt="judge_claim")
+                if premise and judge is not None
+                else None
             )
             scores = _retrieval_scores(out.ranked, {gold_key})
-            scores["verdict_accuracy"] = M.verdict_accuracy([verdict], [label])
+            if judge is not None:
+                scores["verdict_accuracy"] = M.verdict_accuracy([verdict], [label])
             rec[system] = {
                 "top_titles": out.ranked[:5],
                 "top_is_gold": bool(out.ranked) and out.ranked[0] == gold_key,
@@ -442,9 +515,17 @@ def run_eval(
     started = time.perf_counter()
     config.out_dir.mkdir(parents=True, exist_ok=True)
     config.cache_dir.mkdir(parents=True, exist_ok=True)
+    if config.split not in SPLITS:
+        raise InputError(f"unknown split {config.split!r}; choose from {', '.join(SPLITS)}")
     llm = llm or chat_model_from_settings(settings)  # loads on first use
-    if judge is None:  # before anything slow: a bad judge setting fails at once
+    if config.judge_answers and judge is None:  # before anything slow: fails at once if bad
         judge = Judge(judge_model(settings, config.judge, preset=config.judge_preset, reuse=llm))
+    if not config.judge_answers:
+        judge = None
+    if config.llm_cache is not None:
+        from .llm_cache import CachedChatModel
+
+        llm = CachedChatModel(llm, config.llm_cache)
     embedder = embedder or load_embedder(settings)
     run = _Run(settings, config, llm, embedder, judge, progress)
 
@@ -457,12 +538,15 @@ def run_eval(
         rows = _read_jsonl(path)
         for i, row in enumerate(rows):
             row.setdefault("id", f"{name}-{i:03d}")
+        if name == "sample" and config.split != "all":
+            rows = [r for r in rows if split_of(r) == config.split]
         cases = select_cases(rows, config.limit, "type" if name == "sample" else "answer")
         datasets_meta[name] = {
             "file": f"evals/data/{path.name}",
             "sha256": file_sha256(path),
             "n_total": len(rows),
             "n_used": len(cases),
+            "split": config.split if name == "sample" else "all",
         }
         logger.info("%s: %d of %d cases", name, len(cases), len(rows))
         if name == "sample":
@@ -473,7 +557,7 @@ def run_eval(
         datasets_meta[name]["index"] = run.indexes.get(name)
 
     agreement = None
-    if config.judge_pairs != 0:
+    if judge is not None and config.judge_pairs != 0:
         t = time.perf_counter()
         pairs_path = DATA_DIR / JUDGE_PAIRS
         all_pairs = load_judge_pairs(pairs_path)
@@ -495,7 +579,7 @@ def run_eval(
         "models": {
             "assistant": llm.name,
             "baseline": llm.name if config.baseline else None,
-            "judge": judge.model.name,
+            "judge": judge.model.name if judge is not None else None,
             "embedder": embedder.model_id,
         },
         "systems": {
@@ -503,14 +587,19 @@ def run_eval(
             "baseline": BASELINE_DESCRIPTION if config.baseline else None,
         },
         "datasets": datasets_meta,
-        "judge": {
-            "kind": config.judge,
-            "model": judge.model.name,
-            "prompts": ["prompts/judge.txt", "prompts/judge_claim.txt"],
-            "max_tokens": judge.max_tokens,
-            "stats": judge.stats.to_dict(),
-            "note": NO_NLI_NOTE,
-        },
+        "judge": (
+            {
+                "kind": config.judge,
+                "model": judge.model.name,
+                "prompts": ["prompts/judge.txt", "prompts/judge_claim.txt"],
+                "max_tokens": judge.max_tokens,
+                "stats": judge.stats.to_dict(),
+                "note": NO_NLI_NOTE,
+            }
+            if judge is not None
+            else {"kind": None, "note": "judge-free run (--no-judge): no entailment judgements"}
+        ),
+        "llm_cache": str(config.llm_cache) if config.llm_cache else None,
         "judge_agreement": agreement,
         "aggregates": aggregates,
         "records": records,

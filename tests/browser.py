@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from llm_server import free_port
-
-from assistant.settings import REPO_ROOT
+from source_tree import REPO_ROOT
 
 __all__ = [
     "CHROMIUM_ARGS",

@@ -31,10 +31,11 @@ for var in list(os.environ):
 
 from chroma_server import chroma_server  # noqa: E402
 from llm_server import llama_server  # noqa: E402
+from source_tree import REPO_ROOT  # noqa: E402
 
 from assistant.embeddings import Embedder, load_embedder  # noqa: E402
 from assistant.models import resolve_model_path  # noqa: E402
-from assistant.settings import REPO_ROOT, Settings  # noqa: E402
+from assistant.settings import Settings  # noqa: E402
 
 _real_connect = socket.socket.connect
 

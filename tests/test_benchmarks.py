@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from source_tree import REPO_ROOT
 
 from assistant.readers import read_paths
-from assistant.settings import REPO_ROOT
 from benchmarks.synth import synth_records, write_jsonl
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scripted import ScriptedChatModel
 
-from assistant.llm import ScriptedChatModel
 from assistant.readers import default_sample_paths, read_paths
 from assistant.text import title_key
 from evals.__main__ import main

@@ -12,12 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from source_tree import REPO_ROOT
 
 from assistant.errors import IndexMismatchError, IndexMissingError, InputError
 from assistant.index import PaperIndex
 from assistant.ingest import ingest
 from assistant.readers import default_sample_paths, read_paths
-from assistant.settings import REPO_ROOT, Settings
+from assistant.settings import Settings
 
 SAMPLE_PAPERS = read_paths(default_sample_paths()).papers
 

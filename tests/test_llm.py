@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from llm_server import free_port
+from scripted import ScriptedChatModel
 
 from assistant.errors import (
     ConfigError,
@@ -22,13 +23,8 @@ from assistant.errors import (
     ModelMissingError,
     QuestionError,
 )
-from assistant.llm import (
-    LocalChatModel,
-    OpenAIChatModel,
-    ScriptedChatModel,
-    as_llama_index_llm,
-    chat_model_from_settings,
-)
+from assistant.llm import LocalChatModel, OpenAIChatModel, chat_model_from_settings
+from assistant.llm_adapter import as_llama_index_llm
 from assistant.models import (
     check_gguf,
     locate_package_file,

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from source_tree import REPO_ROOT
 
-from assistant.settings import REPO_ROOT
+from assistant.settings import Settings
 
 
 @pytest.mark.slow
@@ -43,6 +44,10 @@ def test_query_benchmark_smoke(tmp_path: Path, sample_index_copy: Path, model_ca
         assert 0 < row[system]["p50_ms"] <= row[system]["p95_ms"]
     assert row["ratio_p50"] > 0 and row["bm25_build_s"] > 0 and row["index_load_s"] > 0
     assert row["peak_rss_mb"] > 0
+    # The report says the top_k the run used: the default of Settings.
+    top_k = Settings.model_fields["top_k"].default
+    assert row["top_k"] == report["config"]["top_k"] == top_k
+    assert f"top_k={top_k}" in report["config"]["ours"]
     (build,) = report["builds"]
     assert build["synthetic_chunks"] + build["sample_chunks"] == 500
 
@@ -57,4 +62,5 @@ def test_query_benchmark_smoke(tmp_path: Path, sample_index_copy: Path, model_ca
     assert (
         report["machine"]["cpu_count"] >= 1 and "load average" in report["machine"]["uptime_after"]
     )
-    assert "p50 ratio" in (out / "query.md").read_text()
+    md = (out / "query.md").read_text()
+    assert "p50 ratio" in md and f"(top_k={top_k})" in md

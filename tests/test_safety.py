@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+from source_tree import REPO_ROOT
 
 from assistant.readers import default_sample_paths, read_paths
 from assistant.safety import instruction_reason, safe_url, withhold_instructions
-from assistant.settings import REPO_ROOT
 from assistant.text import normalize_text, split_sentences, strip_control
 
 ISSUE_NOTE = (
@@ -200,9 +200,10 @@ def test_injected_claim_is_not_evidence_and_links_stay_out(tmp_path: Path, embed
     a 99% claim. The model (scripted: it obeys) writes the claim; the claim's number is
     nowhere in the evidence any more, so it is marked unverified and cites nothing. The
     record's javascript: link is in neither the Markdown export nor the JSON answer."""
+    from scripted import ScriptedChatModel
+
     from assistant.assistant import Assistant
     from assistant.ingest import ingest
-    from assistant.llm import ScriptedChatModel
     from assistant.settings import Settings
     from assistant.verify import UNSUPPORTED_MARK
 
@@ -227,9 +228,10 @@ def test_injected_claim_is_not_evidence_and_links_stay_out(tmp_path: Path, embed
     assert "SYSTEM NOTE" not in prompt
     source = next(s for s in answer.sources if s.paper_id == "2404.00001")
     assert source.abstract == body and source.url == "https://arxiv.org/abs/2404.00001"
-    first, second = answer.sentences
+    first, second = answer.sentences[:2]  # then, maybe, quoted evidence
     assert first.supported and first.citations == [1]
     assert not second.supported and second.citations == []
     assert UNSUPPORTED_MARK in answer.text.split("99%")[1]
+    assert all("99%" not in q for c in answer.citations for q in c.evidence)
     for out in (answer.to_markdown(), json.dumps(answer.to_dict())):
         assert "javascript:" not in out and "pixel.png" not in out

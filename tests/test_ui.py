@@ -25,10 +25,11 @@ from browser import (  # noqa: F401  (fixtures)
     served,
 )
 from llm_server import free_port
+from scripted import ScriptedChatModel
 
 from assistant.assistant import Assistant
 from assistant.errors import ConfigError
-from assistant.llm import ChatModel, LocalChatModel, OpenAIChatModel, ScriptedChatModel
+from assistant.llm import ChatModel, LocalChatModel, OpenAIChatModel
 from assistant.settings import Settings
 from assistant.types import Answer, Citation
 from assistant.ui import SAMPLE_QUESTIONS, build_app, render_answer, serve

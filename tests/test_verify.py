@@ -6,7 +6,6 @@ scripted (that is what is under test: how the verifier treats what a model write
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,8 @@ from assistant.verify import (
     support_scores,
     verify_answer,
 )
+from evals.fit_verifier import JUDGE_PAIRS, judge_pair_features, sample_abstracts, split_pairs
+from evals.judge import load_judge_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 GROK = "Deep Networks Always Grok and Here is Why"
@@ -394,26 +395,23 @@ def test_bad_input_is_rejected_with_a_remedy(sources, embed):
 # --- calibration --------------------------------------------------------------------------
 
 
-def test_agreement_with_hand_labelled_pairs(abstracts, embed):
-    """The 0.5 threshold agrees with the labels of evals/data/judge_pairs.jsonl.
+def test_agreement_on_hand_labelled_pairs_the_fit_never_saw(embed):
+    """The 0.5 threshold agrees with the labels of the held-out half of
+    evals/data/judge_pairs.jsonl (whole papers; ``python -m evals fit-verifier`` fits the
+    weights on the other half and prints both agreements).
 
-    At calibration time: 34/40 with the sentences of one paper checked together (33/40 one
-    at a time). All 20 supported pairs pass and every wrong number is caught; the misses are
-    on-topic contradictions, overclaims and swapped datasets, which word and vector overlap
-    cannot see.
+    The held-out half is unseen once verify.py's weights come from that script. The weights
+    shipped at the time of writing were fitted on all 40 pairs: 0.86 on this half (18/21),
+    where weights fitted on the other half alone reach 0.90. Wrong numbers are always caught;
+    the misses are on-topic contradictions, overclaims and swapped datasets, which word and
+    vector overlap cannot see.
     """
-    path = REPO / "evals" / "data" / "judge_pairs.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    assert len(rows) >= 20
-    by_title: dict[str, list[dict]] = {}
-    for row in rows:
-        by_title.setdefault(row["abstract_title"], []).append(row)
-    agree = 0
-    for title, group in by_title.items():
-        src = Source(paper_id="x", title=title, abstract=abstracts[title], score=1.0, number=1)
-        scores = support_scores([r["sentence"] for r in group], [src], embed)[:, 0]
-        for row, score in zip(group, scores, strict=True):
-            agree += (score >= 0.5) == row["supported"]
-            if row["kind"] in ("wrong_number", "correct_number", "paraphrase", "summary"):
-                assert (score >= 0.5) == row["supported"], (row["id"], float(score))
-    assert agree / len(rows) >= 0.8, f"agreement {agree}/{len(rows)}"
+    _, held = split_pairs(load_judge_pairs(JUDGE_PAIRS))
+    pairs = judge_pair_features(held, sample_abstracts(), embed)
+    assert len(pairs) >= 20 and {True, False} == set(pairs.labels.tolist())
+    supported = pairs.scores >= 0.5
+    for ok, kind, score in zip(supported == pairs.labels, pairs.kinds, pairs.scores, strict=True):
+        if kind in ("wrong_number", "correct_number", "paraphrase", "summary"):
+            assert ok, (kind, float(score))
+    agree = int((supported == pairs.labels).sum())
+    assert agree / len(pairs) >= 0.8, f"agreement {agree}/{len(pairs)}"

@@ -26,6 +26,7 @@ REPO = HERE.parents[1]
 ABSTRACT_MIN_CHARS = 200
 GLUED_PREFIX = "Subscribe"  # 004_*.txt glues the first title to this word
 
+SPLITS = ("calibration", "validation")
 QA_TYPES = {"fact", "multi", "unanswerable"}
 MIN_COUNTS = {"fact": 42, "multi": 10, "unanswerable": 10}
 SUPPORTED_KINDS = {"paraphrase", "correct_number", "summary"}
@@ -96,6 +97,8 @@ def check_qa(rows: list[dict], papers: dict[str, str], problems: list[str]) -> C
         counts[kind] += 1
         if not str(row.get("question", "")).strip():
             problems.append(f"{rid}: empty question")
+        if row.get("split") not in SPLITS:
+            problems.append(f"{rid}: split must be one of {SPLITS}, got {row.get('split')!r}")
         golds = row.get("gold_titles")
         facts = row.get("key_facts")
         if not isinstance(golds, list) or not isinstance(facts, list):

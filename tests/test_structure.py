@@ -1,0 +1,108 @@
+"""How the code is put together: no import cycles, one door for chat models, one list of
+presets, one tiktoken loader, bundled files found where the package is."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from pathlib import Path
+
+import pytest
+from source_tree import REPO_ROOT
+
+from assistant import models, resources
+from assistant.errors import ConfigError
+from assistant.llm import ChatModel
+from assistant.settings import Settings
+from assistant.tokens import encoding_for_model, get_encoding
+
+
+def _imports(pkg: str) -> dict[str, set[str]]:
+    """Module -> the modules of the same packages it imports, anywhere in its code."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted((REPO_ROOT / pkg).glob("*.py")):
+        mod = pkg if path.stem == "__init__" else f"{pkg}.{path.stem}"
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = f"{pkg}.{node.module}" if node.level and node.module else node.module
+                base = pkg if node.level and not node.module else base
+                deps.add(base or "")
+                deps.update(f"{base}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+        graph[mod] = deps
+    return graph
+
+
+def test_no_import_cycles_in_the_packages() -> None:
+    graph = _imports("assistant") | _imports("evals")
+    graph = {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph[start]:
+            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
+                return True
+        return False
+
+    cycles = sorted(m for m in graph if reaches(m, m, {m}))
+    assert not cycles, f"modules on an import cycle: {cycles}"
+    assert "assistant.llm" in graph["assistant.llm_adapter"]  # the adapter depends on llm
+
+
+def test_chat_model_is_an_abstract_door() -> None:
+    with pytest.raises(TypeError):
+        ChatModel()  # type: ignore[abstract]
+
+    class NoCount(ChatModel):
+        def stream(self, messages, *, max_tokens, temperature=0.0, stop=None):
+            yield "x"
+
+    with pytest.raises(TypeError, match="count_tokens"):
+        NoCount()  # type: ignore[abstract]
+
+    class Echo(NoCount):
+        def count_tokens(self, text: str) -> int:
+            return len(text.split())
+
+    echo = Echo()
+    assert echo.complete([{"role": "user", "content": "hi"}], max_tokens=4) == "x"
+    assert echo.count_message_tokens([{"role": "user", "content": "a b"}]) == 2 + 4 + 2
+
+
+def test_preset_names_come_from_presets_json_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.cli import _llm_args
+    from evals.__main__ import _parser
+
+    real = models._presets()
+    assert models.preset_names() == list(real)
+    extra = dict(real) | {"xl": dict(real["base"], id="xl-model")}
+    monkeypatch.setattr(models, "_presets", lambda: extra)
+    assert Settings(llm_preset="xl").llm_preset == "xl"
+    with pytest.raises(
+        ConfigError, match="unknown preset 'nope'; choose one of tiny, small, base, xl"
+    ):
+        Settings.load(llm_preset="nope")
+    args = _parser().parse_args(["run", "--preset", "xl", "--judge-preset", "xl"])
+    assert args.preset == args.judge_preset == "xl"
+    parser = argparse.ArgumentParser()
+    _llm_args(parser)
+    assert parser.parse_args(["--preset", "xl"]).preset == "xl"
+
+
+def test_one_offline_tiktoken_loader() -> None:
+    assert encoding_for_model("gpt-4o").name == "o200k_base"
+    assert encoding_for_model("gpt-3.5-turbo").name == "cl100k_base"
+    assert encoding_for_model("a-local-model-tiktoken-does-not-know").name == "o200k_base"
+    # p50k_base does not ship offline: cl100k_base stands in
+    assert encoding_for_model("text-davinci-003").name == "cl100k_base"
+    assert encoding_for_model("gpt-4o") is get_encoding("o200k_base")
+
+
+def test_bundled_files_in_a_source_checkout() -> None:
+    assert resources.PROMPTS_DIR == REPO_ROOT / "prompts"
+    assert resources.SAMPLE_DIR == REPO_ROOT / "data" / "sample"
+    assert len(list(resources.SAMPLE_DIR.glob("*.txt"))) == 5
+    assert not (Path(resources.__file__).parent / "_data").exists()  # made by the build only
+    with pytest.raises(KeyError, match="prompts, sample"):
+        resources.bundled_dir("models")
