@@ -12,9 +12,18 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from .formats import MIN_ABSTRACT_CHARS, Item, arxiv_in_text, make_paper, normalize_arxiv_id
+from .formats import (
+    MIN_ABSTRACT_CHARS,
+    BadRecord,
+    Item,
+    OpenText,
+    Stopped,
+    arxiv_in_text,
+    make_paper,
+    normalize_arxiv_id,
+    title_name,
+)
 from .text import normalize_text
-from .types import Skipped
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +75,7 @@ def _bib_date(fields: dict[str, str]) -> str:
     return f"{year}-{int(month):02d}" if month.isdigit() and 1 <= int(month) <= 12 else year
 
 
-def read_bibtex(text: str, file: str, suffix: str) -> Iterator[Item]:
+def read_bibtex(open_text: OpenText, file: str, suffix: str) -> Iterator[Item]:
     import bibtexparser  # imported here: only BibTeX input needs it
     from bibtexparser.model import (
         DuplicateBlockKeyBlock,
@@ -75,11 +84,13 @@ def read_bibtex(text: str, file: str, suffix: str) -> Iterator[Item]:
         ParsingFailedBlock,
     )
 
+    with open_text() as stream:
+        text = stream.read()
     try:
         library = bibtexparser.parse_string(text)
     except Exception as e:  # the parser raises on states it considers its own bugs
         logger.debug("bibtexparser failed on %s", file, exc_info=True)
-        yield Skipped(file, None, f"BibTeX parser failed: {type(e).__name__}: {e}")
+        yield Stopped(file, None, f"BibTeX parser failed: {type(e).__name__}: {e}")
         return
     for block in library.blocks:
         line = block.start_line + 1 if block.start_line is not None else None
@@ -90,22 +101,25 @@ def read_bibtex(text: str, file: str, suffix: str) -> Iterator[Item]:
         elif isinstance(block, ParsingFailedBlock):
             err = block.error
             reason = getattr(err, "abort_reason", "") or str(err) or type(err).__name__
-            yield Skipped(file, line, f"BibTeX parse error: {' '.join(reason.split())}")
+            yield BadRecord(file, line, f"BibTeX parse error: {' '.join(reason.split())}")
             continue
         if isinstance(block, Entry):
-            yield _bib_entry(block, file, line)
+            yield from _bib_entry(block, file, line)
 
 
-def _bib_entry(entry: Any, file: str, line: int | None) -> Item:
+def _bib_entry(entry: Any, file: str, line: int | None) -> Iterator[Item]:
     fields: dict[str, str] = {}
     for f in entry.fields:  # first occurrence wins
         fields.setdefault(f.key.lower(), _bib_text(f.value))
     where = f"entry {entry.key!r}"
     if not fields.get("title"):
-        return Skipped(file, line, f"{where} has no title")
+        yield BadRecord(file, line, f"{where} has no title", names=())
+        return
     if len(fields.get("abstract", "")) < MIN_ABSTRACT_CHARS:
         what = "a too short abstract" if fields.get("abstract") else "no abstract"
-        return Skipped(file, line, f"{where} ({fields['title'][:60]!r}) has {what}")
+        names = (title_name(fields["title"]),)
+        yield BadRecord(file, line, f"{where} ({fields['title'][:60]!r}) has {what}", names)
+        return
     eprint = fields.get("eprint", "")
     arxiv_id = normalize_arxiv_id(eprint) if eprint else None
     for k in ("arxivid", "url", "doi", "journal", "note", "number", "howpublished"):
@@ -119,7 +133,7 @@ def _bib_entry(entry: Any, file: str, line: int | None) -> Item:
     extra = {k: v for k, v in fields.items() if k not in used}
     extra.update(bibtex_key=entry.key, entry_type=entry.entry_type)
     authors = "; ".join(a.strip() for a in re.split(r"\s+and\s+", fields.get("author", "")))
-    return make_paper(
+    yield from make_paper(
         file,
         line,
         fields["title"],

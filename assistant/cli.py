@@ -10,11 +10,13 @@ from .cli_common import (
     add_common_args,
     print_json,
     run_guarded,
+    say_destination,
     settings_from_args,
     setup_logging,
     tqdm_progress,
 )
 from .models import preset_names
+from .text import strip_control
 
 __all__ = ["main", "ingest_main"]
 
@@ -126,7 +128,7 @@ def _llm_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--top-k", type=int, help="papers given to the model (ASSISTANT_TOP_K)")
 
 
-def _assistant_from_args(args: argparse.Namespace):  # -> Assistant
+def _assistant_from_args(args: argparse.Namespace, *, announce: bool = True):  # -> Assistant
     from .assistant import Assistant
 
     settings = settings_from_args(
@@ -137,21 +139,23 @@ def _assistant_from_args(args: argparse.Namespace):  # -> Assistant
         openai_model=args.model,
         top_k=args.top_k,
     )
+    if announce:  # a base URL in the shell's environment must not go unnoticed
+        say_destination(settings, args.base_url)
     return Assistant.from_settings(settings)
 
 
 def _print_answer(answer, *, as_json: bool) -> None:  # answer: Answer
     if as_json:
-        print_json(answer.to_dict())
+        print_json(answer.to_dict())  # JSON escapes control characters
         return
-    print(answer.text)
+    print(strip_control(answer.text))
     if answer.citations:
         print()
         for c in answer.citations:
-            url = f" <{c.url}>" if c.url else ""
-            print(f"[{c.number}] {c.title}{url}")
+            url = f" <{strip_control(c.url)}>" if c.url else ""
+            print(f"[{c.number}] {strip_control(c.title)}{url}")
             for quote in c.evidence or ([c.snippet] if c.snippet else []):
-                print(f"    “{quote}”")
+                print(f"    “{strip_control(quote)}”")
 
 
 def _run_ask(args: argparse.Namespace) -> int:
@@ -164,7 +168,7 @@ def _run_ask(args: argparse.Namespace) -> int:
         answer = None
         for piece in assistant.stream(question, filters=args.filter):
             if isinstance(piece, str):
-                sys.stderr.write(piece)
+                sys.stderr.write(strip_control(piece))
                 sys.stderr.flush()
             else:
                 answer = piece
@@ -207,16 +211,10 @@ def _run_serve(args: argparse.Namespace) -> int:
     import os
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
-    from .errors import ConfigError
     from .ui import serve
 
     setup_logging(args.verbose, args.quiet)
-    auth = None
-    if args.share_auth:
-        user, sep, password = args.share_auth.partition(":")
-        if not sep or not user or not password:
-            raise ConfigError("--share-auth takes USER:PASS")
-        auth = (user, password)
+    auth = _share_auth(args)
     assistant = _assistant_from_args(args)
     if args.ingest_if_missing:
         _ingest_sample_if_missing(assistant.settings)
@@ -224,12 +222,52 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ingest_sample_if_missing(settings) -> None:
+SHARE_AUTH_ENV = "ASSISTANT_SHARE_AUTH"
+
+
+def _share_auth(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The login for the page: --share-auth, --share-auth-file, or ASSISTANT_SHARE_AUTH."""
+    import os
+    import stat
+    from pathlib import Path
+
+    from .errors import ConfigError
+
+    if args.share_auth:
+        where = "--share-auth"
+        value = args.share_auth
+        sys.stderr.write(
+            "warning: a password on the command line is visible to other users (ps) and stays "
+            f"in your shell history; use --share-auth-file FILE or {SHARE_AUTH_ENV} instead\n"
+        )
+    elif args.share_auth_file:
+        where = f"--share-auth-file {args.share_auth_file}"
+        path = Path(args.share_auth_file).expanduser()
+        try:
+            value = path.read_text(encoding="utf-8").strip().splitlines()[0]
+            mode = path.stat().st_mode
+        except (OSError, UnicodeError, IndexError) as exc:
+            raise ConfigError(f"cannot read the login from {path}: {exc}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            sys.stderr.write(f"warning: {path} can be read by other users; chmod 600 it\n")
+    elif os.environ.get(SHARE_AUTH_ENV):
+        where, value = SHARE_AUTH_ENV, os.environ[SHARE_AUTH_ENV]
+    else:
+        return None
+    user, sep, password = value.strip().partition(":")
+    if not sep or not user or not password:
+        raise ConfigError(f"{where} must hold USER:PASS")
+    return user, password
+
+
+def _ingest_sample_if_missing(settings, index=None) -> None:
+    """Ingest the sample collection when the collection does not exist or is empty. A store
+    that fails (server down, refused) is an error, never taken for a missing index."""
     from .index import PaperIndex
     from .ingest import ingest
 
-    index = PaperIndex(settings)
-    if index.exists() and index.collection.count() > 0:
+    index = index or PaperIndex(settings)
+    if index.exists() and index.chunk_count() > 0:
         return
     sys.stderr.write(f"no index at {settings.describe_index()}: ingesting the sample collection\n")
     report = ingest(None, settings, progress=tqdm_progress(True))
@@ -238,7 +276,7 @@ def _ingest_sample_if_missing(settings) -> None:
 
 def _run_info(args: argparse.Namespace) -> int:
     setup_logging(args.verbose, args.quiet)
-    assistant = _assistant_from_args(args)
+    assistant = _assistant_from_args(args, announce=False)
     info = assistant.info()
     if args.json:
         print_json(info)
@@ -273,7 +311,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = _query_parser(sub.add_parser("serve", help="the browser chat"))
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--share-auth", metavar="USER:PASS", help="login required to use the page")
+    p.add_argument(
+        "--share-auth",
+        metavar="USER:PASS",
+        help="login required to use the page (visible in ps and shell history: prefer "
+        "--share-auth-file or ASSISTANT_SHARE_AUTH)",
+    )
+    p.add_argument(
+        "--share-auth-file",
+        metavar="FILE",
+        help="read USER:PASS from the first line of FILE (chmod 600 it)",
+    )
     p.add_argument(
         "--ingest-if-missing",
         action="store_true",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,8 @@ __all__ = [
     "tqdm_progress",
     "run_guarded",
     "print_json",
+    "describe_destination",
+    "say_destination",
 ]
 
 
@@ -39,6 +42,42 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
         collection=getattr(args, "collection", None),
         **extra,
     )
+
+
+def describe_destination(llm: Any, *, markdown: bool = False) -> str:
+    """Where questions go, in words: a server's URL and model, or the local model."""
+    base_url = getattr(llm, "base_url", None)
+    model = str(getattr(llm, "model", None) or getattr(llm, "name", "?"))
+    return _destination(base_url, model.removeprefix("local:"), markdown)
+
+
+def _destination(base_url: str | None, model: str, markdown: bool) -> str:
+    code = (lambda t: f"`{t}`") if markdown else (lambda t: t)
+    if base_url:
+        return f"the server {code(base_url)} (model {code(model)})"
+    return f"the local model {code(model)} on this machine (nothing is sent anywhere)"
+
+
+def say_destination(settings: Settings, flag_url: str | None = None) -> None:
+    """Say on stderr, once, where questions go, and which setting sent them to a server
+    (an OPENAI_BASE_URL left in the shell must not switch to a server unnoticed)."""
+    if settings.backend == "openai":
+        url = (settings.openai_base_url or "https://api.openai.com/v1").rstrip("/")
+        text = f"questions go to {_destination(url, settings.openai_model, False)}"
+        if flag_url:
+            origin = "--base-url"
+        elif os.environ.get("ASSISTANT_OPENAI_BASE_URL"):
+            origin = "ASSISTANT_OPENAI_BASE_URL in the environment"
+        elif os.environ.get("OPENAI_BASE_URL"):
+            origin = "OPENAI_BASE_URL in the environment"
+        else:
+            origin = "ASSISTANT_LLM_BACKEND=openai"
+        text += f"; set by {origin}"
+    else:
+        local = str(settings.llm_model_path or f"{settings.llm_preset} preset")
+        text = f"questions go to {_destination(None, local, False)}"
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:

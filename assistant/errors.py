@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "InputError",
     "IndexMissingError",
+    "IndexUnavailableError",
     "IndexMismatchError",
     "ModelMissingError",
     "LLMError",
@@ -37,6 +38,13 @@ class InputError(AssistantError):
 
 class IndexMissingError(AssistantError):
     """The index does not exist or holds no papers: run ingest first."""
+
+
+class IndexUnavailableError(AssistantError):
+    """The index store failed (server down, refused, damaged files): not the same as missing.
+
+    Nothing that raises this may be taken for "no index yet": ingesting the sample collection
+    into a user's collection because a server had a hiccup would be worse than stopping."""
 
 
 class IndexMismatchError(ConfigError):

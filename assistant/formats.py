@@ -1,9 +1,16 @@
 """Parsers for the input formats, and the record building they share.
 
-Each parser takes a file's text and yields a :class:`~assistant.types.Paper` per good record
-and a :class:`~assistant.types.Skipped` (file, 1-based line, reason) per bad one; it never
-raises for bad input. Here: ``sample`` (the scraped "daily papers" pages in ``data/sample``),
-``jsonl`` (the arXiv metadata snapshot schema, or one JSON array) and ``csv``/``tsv``.
+Each parser reads one file as a stream of text, record by record (no whole-file reads except
+BibTeX), and yields a :class:`~assistant.types.Paper` per good record and a
+:class:`~assistant.types.Skipped` (file, 1-based line, reason) per problem; it never raises
+for bad input. One bad record never ends a file's reading: it is a :class:`BadRecord`. Only a
+problem that leaves the rest of the file unreadable (a JSON array whose brackets never close)
+ends it early, as a :class:`Stopped`, and then the file says nothing about which papers it no
+longer lists (``--prune`` leaves its papers alone). A plain :class:`Skipped` from a parser is a
+note about a kept paper (a withheld sentence, a dropped link).
+
+Here: ``sample`` (the scraped "daily papers" pages in ``data/sample``), ``jsonl`` (the arXiv
+metadata snapshot schema, one JSON array, or pretty-printed objects) and ``csv``/``tsv``.
 BibTeX is in :mod:`assistant.bibtex`; :mod:`assistant.readers` picks the parser per file and
 deduplicates the papers.
 """
@@ -12,19 +19,58 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import re
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, TextIO
 
-from .text import normalize_text, paper_id_for_title, split_sentences, title_key
+from .jsonstream import UNCLOSED, JsonValues, json_layout
+from .safety import instruction_reason, safe_url, withhold_instructions
+from .text import normalize_text, paper_id_for_title, split_sentences, strip_control, title_key
 from .types import Paper, Skipped
 
 MIN_ABSTRACT_CHARS = 20
 """A shorter "abstract" is not one: the record counts as having no abstract."""
+MAX_ABSTRACT_CHARS = 100_000
+"""A longer "abstract" is a whole paper or a broken field (arXiv allows 1,920 characters):
+the record is skipped."""
+MAX_RECORD_CHARS = 16 * 1024 * 1024
+"""A JSON line or value, or a CSV field, longer than this is skipped unread (bounds memory)."""
+CHUNK_CHARS = 1 << 20
+"""Characters read from a file at a time."""
+
+
+@dataclass(frozen=True)
+class Stopped(Skipped):
+    """A problem that ended the reading of a file early: the rest of the file was not read."""
+
+
+@dataclass(frozen=True)
+class BadRecord(Skipped):
+    """One record that could not be used; the file's reading goes on.
+
+    ``names`` are the ids and title keys (``title:...``) of the paper the record names, so a
+    paper the index holds is not pruned because its record went bad; ``None`` when the record
+    could not be parsed at all (then nobody can tell which paper it lists).
+    """
+
+    names: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("names", None)
+        return d
+
 
 Item = Paper | Skipped
+OpenText = Callable[..., TextIO]
+"""``open_text(newline=None)``: the file as a text stream (decoding checked beforehand)."""
+
+
+def title_name(title: str) -> str:
+    """The name a title gives a paper for --prune protection (see :class:`BadRecord`)."""
+    return "title:" + dedup_key(title)
 
 
 # --- arXiv ids ---------------------------------------------------------------------------------
@@ -56,9 +102,24 @@ def arxiv_in_text(text: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _lines(text: str) -> list[str]:
-    """Lines as an editor numbers them (``str.splitlines`` also splits on \\x0c, \\u2028...)."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+def _lines(stream: TextIO, file: str) -> Iterator[tuple[int, str] | Skipped]:
+    """(1-based number, text) per line as an editor numbers them (the stream translates \\r\\n
+    and \\r; unlike ``str.splitlines`` nothing else splits a line). A line longer than
+    :data:`MAX_RECORD_CHARS` is not held in memory: it becomes a :class:`BadRecord`."""
+    no = 0
+    while True:
+        text = stream.readline(MAX_RECORD_CHARS)
+        if not text:
+            return
+        no += 1
+        if len(text) >= MAX_RECORD_CHARS and not text.endswith("\n"):
+            while text and not text.endswith("\n"):  # skip the rest of the line
+                text = stream.readline(CHUNK_CHARS)
+            yield BadRecord(
+                file, no, f"line longer than {MAX_RECORD_CHARS:,} characters; skipped unread"
+            )
+            continue
+        yield no, text.rstrip("\n")
 
 
 # --- building papers -------------------------------------------------------------------------
@@ -88,35 +149,120 @@ def make_paper(
     url: str = "",
     categories: str = "",
     extra: dict[str, str] | None = None,
-) -> Item:
-    """A :class:`Paper` from one record's fields, or a :class:`Skipped` saying what is missing.
+) -> Iterator[Item]:
+    """A :class:`Paper` from one record's fields, or a :class:`BadRecord` saying what is wrong.
 
-    The id is the arXiv id when there is one, else one derived from the title.
+    The id is the arXiv id when there is one, else one derived from the title. Every text
+    field loses its control characters. Sentences of the abstract that read as instructions
+    to an assistant are withheld (kept in :attr:`Paper.withheld`, each reported by a
+    :class:`Skipped` note before the paper); so is a link that is not http(s).
     """
     title = normalize_text(title)
-    abstract = normalize_text(abstract)
+    names = (arxiv_id,) if arxiv_id else ()
     if not title:
-        return Skipped(file, line, "record has no title")
+        yield BadRecord(file, line, "record has no title", names=names)
+        return
+    paper_id = arxiv_id or _title_id(title)
+    names = (paper_id, title_name(title))
     short = title if len(title) <= 60 else title[:57] + "..."
-    if not abstract:
-        return Skipped(file, line, f"title without abstract: {short!r}")
-    if len(abstract) < MIN_ABSTRACT_CHARS:
-        return Skipped(
+    reason = instruction_reason(title)
+    if reason:
+        yield BadRecord(
             file,
             line,
-            f"title without abstract: {short!r} (its abstract {abstract!r} is too short to "
-            f"be one; at least {MIN_ABSTRACT_CHARS} characters)",
+            f"title {short!r} reads as {_markup_or_order(reason)}; record skipped",
+            names,
         )
-    return Paper(
-        paper_id=arxiv_id or _title_id(title),
+        return
+    abstract = normalize_text(abstract)
+    if len(abstract) > MAX_ABSTRACT_CHARS:
+        yield BadRecord(
+            file,
+            line,
+            f"the abstract of {short!r} is {len(abstract):,} characters, over the limit of "
+            f"{MAX_ABSTRACT_CHARS:,} (a whole paper or a broken field?); record skipped",
+            names,
+        )
+        return
+    kept, withheld = withhold_instructions(abstract)
+    for w in withheld:
+        sentence = w["sentence"] if len(w["sentence"]) <= 120 else w["sentence"][:117] + "..."
+        yield Skipped(
+            file,
+            line,
+            f"sentence withheld from the abstract of {short!r} ({w['reason']}): {sentence!r}",
+        )
+    missing = _missing_abstract(kept, short, bool(withheld))
+    if missing:
+        yield BadRecord(file, line, missing, names)
+        return
+    notes: list[Skipped] = []
+    link = _checked_link(url, file, line, short, notes)
+    clean_extra = _checked_extra(extra or {}, file, line, short, notes)
+    yield from notes
+    yield Paper(
+        paper_id=paper_id,
         title=title,
-        abstract=abstract,
-        authors=authors,
+        abstract=kept,
+        authors=strip_control(authors),
         date=normalize_text(date),
-        url=url or (f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else ""),
+        url=link or (f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else ""),
         categories=normalize_text(categories),
-        extra={k: v for k, v in (extra or {}).items() if v},
+        extra=clean_extra,
+        withheld=withheld,
     )
+
+
+_SCRIPT_URI = re.compile(r"\s*(?:javascript|vbscript|data|file):", re.IGNORECASE)
+
+
+def _checked_link(url: str, file: str, line: int | None, short: str, notes: list) -> str | None:
+    """The record's link if it is http(s); else None, with a note saying it was dropped."""
+    url = strip_control(url).strip()
+    link = safe_url(url) if url else None
+    if url and link is None:
+        notes.append(
+            Skipped(
+                file, line, f"link {url[:80]!r} of {short!r} dropped: only http(s) links are kept"
+            )
+        )
+    return link
+
+
+def _checked_extra(
+    extra: dict[str, str], file: str, line: int | None, short: str, notes: list
+) -> dict[str, str]:
+    """Other fields without control characters; a script or data URI is dropped, with a note."""
+    clean: dict[str, str] = {}
+    for k, v in extra.items():
+        k, v = strip_control(k).strip(), strip_control(v).strip()
+        if k and v and _SCRIPT_URI.match(v):
+            notes.append(
+                Skipped(
+                    file, line, f"field {k!r} of {short!r} dropped: {v[:60]!r} is not a web link"
+                )
+            )
+        elif k and v:
+            clean[k] = v
+    return clean
+
+
+def _markup_or_order(reason: str) -> str:
+    markup = reason.startswith(("Markdown", "HTML", "script", "chat-template"))
+    return f"markup ({reason})" if markup else f"an instruction to an AI assistant ({reason})"
+
+
+def _missing_abstract(abstract: str, short: str, withheld: bool) -> str | None:
+    """Why the record has no usable abstract, or None."""
+    left = " once the withheld sentences are taken out" if withheld else ""
+    if not abstract:
+        return f"title without abstract: {short!r}" + (f" (nothing is left{left})" if left else "")
+    if len(abstract) < MIN_ABSTRACT_CHARS:
+        return (
+            f"title without abstract: {short!r} (its abstract {abstract!r} is too short to "
+            f"be one{left}; at least {MIN_ABSTRACT_CHARS} characters)"
+        )
+    return None
 
 
 # --- field helpers shared by the structured formats --------------------------------------------
@@ -210,37 +356,41 @@ def _looks_like_abstract(line: str) -> bool:
     )
 
 
-def read_sample(text: str, file: str, suffix: str) -> Iterator[Item]:
+def read_sample(open_text: OpenText, file: str, suffix: str) -> Iterator[Item]:
     """Title line, abstract line, title line... after a few header lines (blank lines optional)."""
     date = ""
     in_header = True
     pending: tuple[int, str] | None = None  # a title waiting for its abstract
-    for no, raw in enumerate(_lines(text), 1):
-        line = raw.strip()
-        if not line:
-            continue
-        if in_header:
-            if line.lower() in _HEADER_LINES:
+    with open_text() as stream:
+        for item in _lines(stream, file):
+            if isinstance(item, Skipped):
+                yield item
                 continue
-            if _DATE_LINE.fullmatch(line):
-                date = line
+            no, line = item[0], item[1].strip()
+            if not line:
                 continue
-            if line.startswith("Subscribe") and len(line) > 9 and not line[9].islower():
-                line = line[9:].strip()  # "SubscribeA Downsampled Variant..." (004_*.txt)
-            in_header = False
-        if pending is None:
-            if _looks_like_abstract(line):
-                yield Skipped(file, no, "abstract-like text with no title line before it")
+            if in_header:
+                if line.lower() in _HEADER_LINES:
+                    continue
+                if _DATE_LINE.fullmatch(line):
+                    date = line
+                    continue
+                if line.startswith("Subscribe") and len(line) > 9 and not line[9].islower():
+                    line = line[9:].strip()  # "SubscribeA Downsampled Variant..." (004_*.txt)
+                in_header = False
+            if pending is None:
+                if _looks_like_abstract(line):
+                    yield BadRecord(file, no, "abstract-like text with no title line before it")
+                else:
+                    pending = (no, line)
+            elif _looks_like_abstract(line):
+                yield from make_paper(file, pending[0], pending[1], line, date=date)
+                pending = None
             else:
+                yield from make_paper(file, pending[0], pending[1], "")  # title, no abstract
                 pending = (no, line)
-        elif _looks_like_abstract(line):
-            yield make_paper(file, pending[0], pending[1], line, date=date)
-            pending = None
-        else:
-            yield make_paper(file, pending[0], pending[1], "")  # title without abstract
-            pending = (no, line)
     if pending is not None:
-        yield make_paper(file, pending[0], pending[1], "")
+        yield from make_paper(file, pending[0], pending[1], "")
 
 
 # --- JSON lines / JSON array ----------------------------------------------------------------------
@@ -248,9 +398,10 @@ def read_sample(text: str, file: str, suffix: str) -> Iterator[Item]:
 _JSON_IGNORED = {"authors_parsed"}
 
 
-def _json_record(obj: Any, file: str, line: int) -> Item:
+def _json_record(obj: Any, file: str, line: int) -> Iterator[Item]:
     if not isinstance(obj, dict):
-        return Skipped(file, line, f"not a JSON object (got {type(obj).__name__})")
+        yield BadRecord(file, line, f"not a JSON object (got {type(obj).__name__})", names=())
+        return
     used: set[str] = set()
     title = _pick(obj, ["title"], used)
     abstract = _pick(obj, ["abstract", "summary"], used)
@@ -269,7 +420,7 @@ def _json_record(obj: Any, file: str, line: int) -> Item:
     categories = _as_text(obj.get("categories"), " ")
     used.add("categories")
     extra = {k: _as_text(v) for k, v in obj.items() if k not in used and k not in _JSON_IGNORED}
-    return make_paper(
+    yield from make_paper(
         file,
         line,
         title,
@@ -289,52 +440,63 @@ def _json_error(e: Exception) -> str:
     return f"malformed JSON: {type(e).__name__}"
 
 
-def _read_json_array(text: str, file: str) -> Iterator[Item]:
-    """A ``.json`` file holding one array of objects; each element keeps its own line number."""
-    decoder = json.JSONDecoder()
-    pos = text.index("[") + 1
+def _json_values(stream: TextIO, file: str, array: bool) -> Iterator[tuple[int, str] | Skipped]:
+    """(line, text) per top-level value (per element of the array when ``array``)."""
+    values = JsonValues(stream, CHUNK_CHARS, MAX_RECORD_CHARS)
+    if array:
+        values.next_char()
+        values.skip()  # the "["
     while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= len(text):
-            yield Skipped(file, text.count("\n") + 1, "malformed JSON: the array is not closed")
+        c = values.next_char()
+        if c is None:
+            if array:
+                yield Stopped(
+                    file,
+                    values.line,
+                    "malformed JSON: the array is not closed (no final ']'); the file may be "
+                    "cut short",
+                )
             return
-        if text[pos] == "]":
+        if array and c == "]":
             return
-        line = text.count("\n", 0, pos) + 1
-        try:
-            obj, pos = decoder.raw_decode(text, pos)
-        except (ValueError, RecursionError) as e:
-            yield Skipped(file, line, _json_error(e) + "; the rest of the file was not read")
+        line, text, problem = values.take()
+        if text is not None:
+            yield line, text
+        elif problem == UNCLOSED:
+            yield Stopped(
+                file, line, f"malformed JSON: {problem}; the rest of the file was not read"
+            )
             return
-        yield _json_record(obj, file, line)
+        else:
+            yield BadRecord(file, line, f"malformed JSON: {problem}; skipped")
 
 
-def read_jsonl(text: str, file: str, suffix: str) -> Iterator[Item]:
-    """JSON lines, one JSON array of objects, or one (pretty-printed) object."""
-    if text.lstrip().startswith("["):
-        yield from _read_json_array(text, file)
-        return
-    first = True
-    for no, line in enumerate(_lines(text), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError) as e:
-            if first:  # maybe one pretty-printed object in a .json file
-                try:
-                    whole = json.loads(text)
-                except (ValueError, RecursionError):
-                    whole = None
-                if isinstance(whole, dict):
-                    yield _json_record(whole, file, no)
-                    return
-            yield Skipped(file, no, _json_error(e))
-            first = False
-            continue
-        first = False
-        yield _json_record(obj, file, no)
+def read_jsonl(open_text: OpenText, file: str, suffix: str) -> Iterator[Item]:
+    """JSON lines, one JSON array of objects, or pretty-printed objects one after another."""
+    with open_text() as stream:
+        mode = json_layout(stream.read(CHUNK_CHARS))
+    with open_text() as stream:
+        if mode == "lines":
+            items: Iterator[tuple[int, str] | Skipped] = _json_lines(stream, file)
+        else:
+            items = _json_values(stream, file, array=mode == "array")
+        for item in items:
+            if isinstance(item, Skipped):
+                yield item
+                continue
+            line, text = item
+            try:
+                obj = json.loads(text)
+            except (ValueError, RecursionError) as e:
+                yield BadRecord(file, line, _json_error(e))
+                continue
+            yield from _json_record(obj, file, line)
+
+
+def _json_lines(stream: TextIO, file: str) -> Iterator[tuple[int, str] | Skipped]:
+    for item in _lines(stream, file):
+        if isinstance(item, Skipped) or item[1].strip():
+            yield item
 
 
 # --- CSV / TSV ---------------------------------------------------------------------------------
@@ -348,19 +510,78 @@ _CSV_URL = ("url", "link")
 _CSV_CATEGORIES = ("categories", "category", "keywords", "tags")
 
 
-def read_csv(text: str, file: str, suffix: str) -> Iterator[Item]:
+def read_csv(open_text: OpenText, file: str, suffix: str) -> Iterator[Item]:
     """A header row naming at least a title and an abstract column, then one paper per row.
 
     Tab-separated for ``.tsv`` or a header with tabs and no commas; comma-separated otherwise.
+    A row csv cannot parse, or with a field over MAX_RECORD_CHARS, is one skipped record.
     """
-    header_line = text.split("\n", 1)[0]
+    if csv.field_size_limit() < MAX_RECORD_CHARS:  # process-wide; the default is 131,072
+        csv.field_size_limit(MAX_RECORD_CHARS)
+    with open_text() as stream:
+        header_line = stream.readline(CHUNK_CHARS)
     tab = suffix == ".tsv" or ("\t" in header_line and "," not in header_line)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if tab else ",")
-    try:
-        header = next(reader)
-    except (csv.Error, StopIteration) as e:
-        yield Skipped(file, 1, f"cannot read the CSV header: {e}")
-        return
+    with open_text(newline="") as stream:
+        reader = csv.reader(stream, delimiter="\t" if tab else ",")
+        try:
+            header = next(reader)
+        except (csv.Error, StopIteration) as e:
+            yield Stopped(file, 1, f"cannot read the CSV header: {e}")
+            return
+        columns = _csv_columns(header, file)
+        if isinstance(columns, Skipped):
+            yield columns
+            return
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                yield BadRecord(file, start, f"CSV error: {e}; this record skipped")
+                continue
+            if any(c.strip() for c in row):
+                yield from columns.record(row, file, start)
+
+
+@dataclass
+class _CsvColumns:
+    names: list[str]
+    title: int
+    abstract: int
+    roles: dict[str, int | None]
+    ids: list[int]
+
+    def record(self, row: list[str], file: str, start: int) -> Iterator[Item]:
+        names = self.names
+        if len(row) > len(names):
+            yield BadRecord(
+                file, start, f"row has {len(row)} fields but the header has {len(names)}"
+            )
+            return
+        row = [c.strip() for c in row] + [""] * (len(names) - len(row))
+        get = {r: (row[i] if i is not None else "") for r, i in self.roles.items()}
+        url, arxiv_id = _url_and_id(get["url"], [row[i] for i in self.ids])
+        if not url and get["doi"] and not arxiv_id:
+            url = get["doi"] if "://" in get["doi"] else f"https://doi.org/{get['doi']}"
+        used = {self.title, self.abstract, *(i for r, i in self.roles.items() if r != "doi")}
+        used.update(i for i in self.ids if normalize_arxiv_id(row[i]) == arxiv_id and arxiv_id)
+        yield from make_paper(
+            file,
+            start,
+            row[self.title],
+            row[self.abstract],
+            arxiv_id=arxiv_id,
+            authors=_join_authors(get["authors"]),
+            date=get["date"],
+            url=url,
+            categories=get["categories"],
+            extra={names[i]: v for i, v in enumerate(row) if i not in used and v},
+        )
+
+
+def _csv_columns(header: list[str], file: str) -> _CsvColumns | Skipped:
     names = [h.strip() for h in header]
     norm = [re.sub(r"[\s\-]+", "_", h.lower()) for h in names]
 
@@ -373,13 +594,12 @@ def read_csv(text: str, file: str, suffix: str) -> Iterator[Item]:
         ("abstract", abstract_col, _CSV_ABSTRACT),
     ):
         if idx is None:
-            yield Skipped(
+            return Stopped(
                 file,
                 1,
                 f"no {label} column (found: {', '.join(names) or 'none'}; accepted names: "
                 f"{', '.join(aliases)})",
             )
-            return
     roles = {
         "authors": col(_CSV_AUTHORS),
         "date": col(_CSV_DATE),
@@ -387,37 +607,6 @@ def read_csv(text: str, file: str, suffix: str) -> Iterator[Item]:
         "doi": col(("doi",)),
         "categories": col(_CSV_CATEGORIES),
     }
-    id_cols = [norm.index(a) for a in _CSV_ID if a in norm]
-    while True:
-        start = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            yield Skipped(file, start, f"CSV error: {e}; the rest of the file was not read")
-            return
-        if not any(c.strip() for c in row):
-            continue
-        if len(row) > len(names):
-            yield Skipped(file, start, f"row has {len(row)} fields but the header has {len(names)}")
-            continue
-        row = [c.strip() for c in row] + [""] * (len(names) - len(row))
-        get = {r: (row[i] if i is not None else "") for r, i in roles.items()}
-        url, arxiv_id = _url_and_id(get["url"], [row[i] for i in id_cols])
-        if not url and get["doi"] and not arxiv_id:
-            url = get["doi"] if "://" in get["doi"] else f"https://doi.org/{get['doi']}"
-        used = {title_col, abstract_col, *(i for r, i in roles.items() if r != "doi")}
-        used.update(i for i in id_cols if normalize_arxiv_id(row[i]) == arxiv_id and arxiv_id)
-        yield make_paper(
-            file,
-            start,
-            row[title_col],
-            row[abstract_col],
-            arxiv_id=arxiv_id,
-            authors=_join_authors(get["authors"]),
-            date=get["date"],
-            url=url,
-            categories=get["categories"],
-            extra={names[i]: v for i, v in enumerate(row) if i not in used and v},
-        )
+    ids = [norm.index(a) for a in _CSV_ID if a in norm]
+    assert title_col is not None and abstract_col is not None
+    return _CsvColumns(names, title_col, abstract_col, roles, ids)

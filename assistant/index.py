@@ -8,17 +8,24 @@ interrupted, without any side file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from .errors import ConfigError, IndexMismatchError, IndexMissingError
+from .errors import (
+    AssistantError,
+    ConfigError,
+    IndexMismatchError,
+    IndexMissingError,
+    IndexUnavailableError,
+)
 from .settings import Settings
 from .tokens import get_encoding
 from .types import Paper
@@ -50,14 +57,43 @@ def open_chroma(settings: Settings) -> Any:
             )
             client.heartbeat()
         except Exception as exc:
-            raise IndexMissingError(
+            raise IndexUnavailableError(
                 f"cannot reach the Chroma server at {settings.chroma_url} ({exc}); start it "
                 "(`chroma run --path DIR --port PORT`) or unset ASSISTANT_CHROMA_URL to use the "
                 "index on disk"
             ) from None
         return client
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
+    try:
+        settings.index_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
+    except Exception as exc:
+        raise IndexUnavailableError(
+            f"cannot open the index at {settings.index_dir} ({type(exc).__name__}: {exc}); "
+            f"{_disk_remedy(settings)}"
+        ) from None
+
+
+def _disk_remedy(settings: Settings) -> str:
+    return (
+        f"check that {settings.index_dir} is a readable and writable folder holding a Chroma "
+        "index (not damaged, not in use by another Chroma version); to start over, move it "
+        "away and run `python ingest.py`"
+    )
+
+
+def _remedy(settings: Settings) -> str:
+    if settings.chroma_url:
+        return (
+            f"check that the Chroma server at {settings.chroma_url} is running and accepts this "
+            "client (`chroma run --path DIR --port PORT`), then run the command again"
+        )
+    return _disk_remedy(settings)
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    from chromadb.errors import NotFoundError
+
+    return isinstance(exc, NotFoundError)
 
 
 @dataclass
@@ -111,6 +147,8 @@ def paper_hashes(paper: Paper, settings: Settings) -> tuple[str, str]:
         paper.url,
         paper.categories,
         json.dumps(paper.extra, sort_keys=True),
+        # only when there is something: indexes written before this field keep their hashes
+        *([json.dumps(paper.withheld, sort_keys=True)] if paper.withheld else []),
     )
     return text_hash, meta_hash
 
@@ -156,6 +194,8 @@ def chunk_paper(
         "source": _short_source(srcs[0]) if srcs else "",
         "sources": json.dumps(srcs),
         "extra": json.dumps(paper.extra, sort_keys=True) if paper.extra else "",
+        # sentences kept out of the text (instructions to an assistant, markup), with reasons
+        "withheld": json.dumps(paper.withheld, ensure_ascii=False) if paper.withheld else "",
         "text_hash": text_hash,
         "meta_hash": meta_hash,
         "n_chunks": len(bodies),
@@ -216,12 +256,24 @@ class PaperIndex:
         fp["embed_dim"] = embed_dim
         return fp
 
-    def exists(self) -> bool:
+    @contextlib.contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Turn a failure of the store into :class:`IndexUnavailableError` naming it."""
         try:
-            self.client.get_collection(self.settings.collection)
-        except Exception:
-            return False
-        return True
+            yield
+        except AssistantError:
+            raise
+        except Exception as exc:
+            raise IndexUnavailableError(
+                f"could not {action} the collection {self.settings.collection!r} at "
+                f"{self.settings.describe_index()} ({type(exc).__name__}: {exc}); "
+                f"{_remedy(self.settings)}"
+            ) from exc
+
+    def exists(self) -> bool:
+        """Whether the collection exists. Only Chroma's "not found" means no: any other
+        failure (server down, refused, damaged files) raises :class:`IndexUnavailableError`."""
+        return self._get_collection(self.settings.collection) is not None
 
     def open(self, *, create_with_dim: int | None = None) -> Any:
         """The collection, checked against the settings.
@@ -232,26 +284,36 @@ class PaperIndex:
         if self._collection is not None:
             return self._collection
         name = self.settings.collection
-        try:
-            col = self._given or self.client.get_collection(name, embedding_function=None)
-        except Exception:
+        col = self._given or self._get_collection(name)
+        if col is None:
             if create_with_dim is None:
                 raise IndexMissingError(
                     f"no index named {name!r} at {self.settings.describe_index()}: run "
                     "`python ingest.py` (the sample collection) or `python ingest.py PATH ...` "
                     "first, or point ASSISTANT_INDEX_DIR / --index-dir at an existing index"
-                ) from None
+                )
             meta = self._fingerprint(create_with_dim)
             meta.update(schema=SCHEMA_VERSION, created=time.time(), updated=time.time())
-            col = self.client.get_or_create_collection(
-                name,
-                metadata=meta,
-                configuration={"hnsw": {"space": "cosine"}},
-                embedding_function=None,
-            )
+            with self._guard("create"):
+                col = self.client.get_or_create_collection(
+                    name,
+                    metadata=meta,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    embedding_function=None,
+                )
         self._check(col.metadata or {}, create_with_dim)
         self._collection = col
         return col
+
+    def _get_collection(self, name: str) -> Any | None:
+        """The collection, or None when Chroma says it does not exist."""
+        with self._guard("open"):
+            try:
+                return self.client.get_collection(name, embedding_function=None)
+            except Exception as exc:
+                if _is_not_found(exc):
+                    return None
+                raise
 
     def _check(self, meta: dict[str, Any], embed_dim: int | None) -> None:
         want = self.settings.index_fingerprint()
@@ -278,20 +340,23 @@ class PaperIndex:
         """Collection metadata plus counts (for the UI and the CLI)."""
         col = self.collection
         meta = dict(col.metadata or {})
-        meta["chunks"] = col.count()
-        meta["papers"] = len(self.paper_states())
+        meta["chunks"] = self.chunk_count()
+        meta["papers"] = self.paper_count()
         meta["location"] = self.settings.describe_index()
         meta["collection"] = self.settings.collection
         return meta
 
     def drop(self) -> None:
-        """Delete the collection (``--rebuild``)."""
+        """Delete the collection (``--rebuild``); a missing one is fine, any other failure
+        raises :class:`IndexUnavailableError` (the old data would otherwise stay)."""
         if self.lexical is not None:
             self.lexical.reset()
-        try:
-            self.client.delete_collection(self.settings.collection)
-        except Exception:
-            pass
+        with self._guard("delete (nothing was rebuilt)"):
+            try:
+                self.client.delete_collection(self.settings.collection)
+            except Exception as exc:
+                if not _is_not_found(exc):
+                    raise
         self._collection = None
 
     def touch(self) -> None:
@@ -299,7 +364,8 @@ class PaperIndex:
         col = self.collection
         meta = {k: v for k, v in (col.metadata or {}).items() if not k.startswith("hnsw:")}
         meta["updated"] = time.time()
-        col.modify(metadata=meta)
+        with self._guard("update"):
+            col.modify(metadata=meta)
 
     # --- reading --------------------------------------------------------------------------
     def _get_all(
@@ -308,7 +374,8 @@ class PaperIndex:
         col = self.collection
         offset = 0
         while True:
-            res = col.get(include=include, where=where, limit=page, offset=offset)
+            with self._guard("read"):
+                res = col.get(include=include, where=where, limit=page, offset=offset)
             ids = res["ids"]
             if not ids:
                 return
@@ -318,29 +385,40 @@ class PaperIndex:
             offset += page
 
     def paper_states(self) -> dict[str, PaperState]:
-        """paper_id -> what the index holds of it."""
+        """paper_id -> what the index holds of it (every paper; see :meth:`states_of`)."""
         states: dict[str, PaperState] = {}
+        for res in self._get_all(["metadatas"]):
+            _fold_states(states, res["metadatas"])
+        return states
+
+    def states_of(self, paper_ids: Sequence[str]) -> dict[str, PaperState]:
+        """What the index holds of these papers (absent ones are left out)."""
+        states: dict[str, PaperState] = {}
+        ids = list(dict.fromkeys(paper_ids))
+        for start in range(0, len(ids), 500):
+            with self._guard("read"):
+                res = self.collection.get(
+                    where={"paper_id": {"$in": ids[start : start + 500]}}, include=["metadatas"]
+                )
+            _fold_states(states, res["metadatas"])
+        return states
+
+    def chunk_count(self) -> int:
+        with self._guard("count the chunks of"):
+            return int(self.collection.count())
+
+    def paper_count(self) -> int:
+        """How many papers the index holds (their first chunks, counted page by page)."""
+        return sum(len(res["ids"]) for res in self._get_all([], where={"chunk": 0}))
+
+    def iter_papers(self) -> Iterator[tuple[str, str, list[str]]]:
+        """(paper id, title, source files) for every chunk, page by page: a paper with several
+        chunks comes several times."""
         for res in self._get_all(["metadatas"]):
             for meta in res["metadatas"]:
                 pid = meta.get("paper_id")
-                if not pid:
-                    continue
-                st = states.get(pid)
-                if st is None or st.text_hash != meta.get("text_hash"):
-                    if st is not None:  # two versions half-written: treat as incomplete
-                        st.present = -1
-                        continue
-                    st = PaperState(
-                        text_hash=str(meta.get("text_hash", "")),
-                        meta_hash=str(meta.get("meta_hash", "")),
-                        n_chunks=int(meta.get("n_chunks", 1)),
-                        present=0,
-                        sources=json.loads(meta.get("sources") or "[]"),
-                    )
-                    states[pid] = st
-                if st.present >= 0:
-                    st.present += 1
-        return states
+                if pid:
+                    yield pid, str(meta.get("title", "")), json.loads(meta.get("sources") or "[]")
 
     def all_chunks(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
         """Every chunk's id, text and metadata (for BM25)."""
@@ -358,9 +436,10 @@ class PaperIndex:
         out: dict[str, list[tuple[str, dict[str, Any]]]] = {pid: [] for pid in paper_ids}
         if not paper_ids:
             return out
-        res = self.collection.get(
-            where={"paper_id": {"$in": list(paper_ids)}}, include=["documents", "metadatas"]
-        )
+        with self._guard("read"):
+            res = self.collection.get(
+                where={"paper_id": {"$in": list(paper_ids)}}, include=["documents", "metadatas"]
+            )
         for doc, meta in zip(res["documents"], res["metadatas"]):
             out.setdefault(meta["paper_id"], []).append((doc, meta))
         for items in out.values():
@@ -373,7 +452,8 @@ class PaperIndex:
             batch = list(paper_ids[start : start + 500])
             if self.lexical is not None:  # before Chroma: the token store stays a subset
                 self.lexical.forget(batch)
-            self.collection.delete(where={"paper_id": {"$in": batch}})
+            with self._guard("delete from"):
+                self.collection.delete(where={"paper_id": {"$in": batch}})
 
     def write_chunks(self, chunks: Sequence[Chunk], embeddings: Any) -> None:
         """Replace the chunks of the papers in ``chunks`` with these (one add per batch)."""
@@ -393,7 +473,8 @@ class PaperIndex:
             )
             nodes.append(node)
         self.delete_papers(sorted({c.metadata["paper_id"] for c in chunks}))
-        ChromaVectorStore(chroma_collection=self.collection).add(nodes)
+        with self._guard("write to"):
+            ChromaVectorStore(chroma_collection=self.collection).add(nodes)
         if self.lexical is not None:
             self.lexical.record_chunks(chunks)
 
@@ -403,7 +484,8 @@ class PaperIndex:
         pids = list(updates)
         for start in range(0, len(pids), 500):
             batch = pids[start : start + 500]
-            res = col.get(where={"paper_id": {"$in": batch}}, include=["metadatas"])
+            with self._guard("read"):
+                res = col.get(where={"paper_id": {"$in": batch}}, include=["metadatas"])
             if not res["ids"]:
                 continue
             metas = []
@@ -411,7 +493,31 @@ class PaperIndex:
                 new = dict(meta)
                 new.update(updates[meta["paper_id"]])
                 metas.append(_refresh_node_content(new))
-            col.update(ids=res["ids"], metadatas=metas)
+            with self._guard("update"):
+                col.update(ids=res["ids"], metadatas=metas)
+
+
+def _fold_states(states: dict[str, PaperState], metas: Iterable[dict[str, Any]]) -> None:
+    """Add chunks' metadata to per-paper states."""
+    for meta in metas:
+        pid = meta.get("paper_id")
+        if not pid:
+            continue
+        st = states.get(pid)
+        if st is None or st.text_hash != meta.get("text_hash"):
+            if st is not None:  # two versions half-written: treat as incomplete
+                st.present = -1
+                continue
+            st = PaperState(
+                text_hash=str(meta.get("text_hash", "")),
+                meta_hash=str(meta.get("meta_hash", "")),
+                n_chunks=int(meta.get("n_chunks", 1)),
+                present=0,
+                sources=json.loads(meta.get("sources") or "[]"),
+            )
+            states[pid] = st
+        if st.present >= 0:
+            st.present += 1
 
 
 def _refresh_node_content(meta: dict[str, Any]) -> dict[str, Any]:

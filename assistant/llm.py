@@ -220,9 +220,14 @@ class LocalChatModel(ChatModel):
                 self._llm = None
 
     def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the model's own tokenizer, read under the generation lock
+        (llama.cpp's model object is not shared with a generation running in another
+        thread). Counting waits for that generation to end."""
         if not text:
             return 0
-        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        llm = self.llama
+        with self._generating():
+            return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def stream(
         self,

@@ -32,6 +32,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .collect import Collector
 from .errors import ConfigError, InputError
 from .ingest import IngestReport, ProgressFactory, ingest_papers
 from .readers import EXTENSIONS, ReadResult, default_sample_paths, read_paths
@@ -120,6 +121,9 @@ def _read_one(row: dict[str, Any]) -> dict[str, Any]:
                 "files_read": res.files_read,
                 "records_seen": res.records_seen,
                 "duplicates": res.duplicates,
+                "complete_files": res.complete_files,
+                "unprunable": res.unprunable,
+                "protected": sorted(res.protected),
             }
         ),
     }
@@ -134,16 +138,17 @@ def read_with_ray(paths: Sequence[str | Path], fmt: str | None = None) -> ReadRe
     rows = sorted(ds.map(_read_one).take_all(), key=lambda r: r["order"])
     parts = [json.loads(r["result"]) for r in rows]
     # Merge in file order through the same deduplication as the single-process reader.
-    from .readers import _Collector  # the one place that knows how papers merge
-
     merged = ReadResult()
-    collector = _Collector(merged)
+    collector = Collector(merged.papers)
     for part in parts:
         for d in part["papers"]:
             collector.add(Paper(**d))
         merged.skipped += [Skipped(**s) for s in part["skipped"]]
         merged.files_read += part["files_read"]
-    merged.duplicates += sum(p["duplicates"] for p in parts)
+        merged.complete_files += part["complete_files"]
+        merged.unprunable.update(part["unprunable"])
+        merged.protected.update(part["protected"])
+    merged.duplicates += sum(p["duplicates"] for p in parts) + collector.duplicates
     merged.records_seen = sum(p["records_seen"] for p in parts)
     log.info("read %s with Ray", merged.summary())
     return merged

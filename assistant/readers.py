@@ -6,19 +6,39 @@ export). Bad input never raises: every unusable file or record becomes a
 :class:`~assistant.types.Skipped` with its file, 1-based line and reason, and every good record
 is kept. The same paper read twice (same arXiv id, or same normalised title) becomes one
 :class:`Paper` listing each file in ``sources``.
+
+Files are streamed record by record (BibTeX excepted). With ``stage_dir`` the papers go to a
+temporary SQLite file there instead of a list, so memory does not grow with the input.
+
+For ``--prune`` the result says which files were read completely (:attr:`ReadResult.complete_files`):
+a file that stopped early, or holds a record that could not be parsed at all, says nothing
+about which papers it no longer lists; papers that a bad record still names are protected.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TextIO
 
+from . import formats
 from .bibtex import read_bibtex
+from .collect import Collector, DiskStore, MemoryStore
 from .errors import InputError
 from .formats import MIN_ABSTRACT_CHARS as MIN_ABSTRACT_CHARS
-from .formats import Item, dedup_key, normalize_arxiv_id, read_csv, read_jsonl, read_sample
+from .formats import (
+    BadRecord,
+    Item,
+    OpenText,
+    Stopped,
+    normalize_arxiv_id,
+    read_csv,
+    read_jsonl,
+    read_sample,
+)
 from .resources import SAMPLE_DIR
 from .types import Paper, Skipped
 
@@ -52,13 +72,15 @@ _FORMAT_ALIASES = {
     "tsv": "csv",
     "bib": "bibtex",
 }
+MAX_REPORTED_PER_FILE = 10_000
+"""Problems listed one by one per file; more are counted in one last entry."""
 
 
 @dataclass
 class ReadResult:
-    """What :func:`read_paths` found."""
+    """What :func:`read_paths` found. Close it (or use ``with``) when papers are staged on disk."""
 
-    papers: list[Paper] = field(default_factory=list)
+    papers: Sequence[Paper] = field(default_factory=MemoryStore)
     """Deduplicated, in first-seen order."""
     skipped: list[Skipped] = field(default_factory=list)
     files_read: list[str] = field(default_factory=list)
@@ -67,6 +89,13 @@ class ReadResult:
     """Good records before deduplication."""
     duplicates: int = 0
     """Records merged into an earlier paper."""
+    complete_files: list[str] = field(default_factory=list)
+    """Files read to the end with every record parsed (an empty file too): what they do not
+    list, they no longer list (``--prune`` may act on them)."""
+    unprunable: dict[str, str] = field(default_factory=dict)
+    """Files that were opened but not read completely, with the reason."""
+    protected: set[str] = field(default_factory=set)
+    """Ids and title names (``title:...``) of papers named by records that were skipped."""
 
     def summary(self) -> str:
         return (
@@ -74,6 +103,23 @@ class ReadResult:
             f"({self.records_seen} records, {self.duplicates} duplicates merged, "
             f"{len(self.skipped)} skipped)"
         )
+
+    def has_paper(self, paper_id: str) -> bool:
+        """Whether this run read a paper with this id."""
+        store = self.papers
+        if isinstance(store, MemoryStore):
+            return store.has_paper(paper_id)
+        return any(p.paper_id == paper_id for p in store)
+
+    def close(self) -> None:
+        if isinstance(self.papers, MemoryStore):
+            self.papers.close()
+
+    def __enter__(self) -> ReadResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --- public helpers ---------------------------------------------------------------------------
@@ -92,17 +138,22 @@ def default_sample_paths() -> list[Path]:
 # --- reading files ----------------------------------------------------------------------------
 
 
-def read_paths(paths: Sequence[str | Path], fmt: str | None = None) -> ReadResult:
+def read_paths(
+    paths: Sequence[str | Path], fmt: str | None = None, *, stage_dir: Path | None = None
+) -> ReadResult:
     """Read every file (folders are walked recursively) into deduplicated papers.
 
     ``fmt`` forces one of :data:`FORMATS` for every file; otherwise the extension decides.
-    Problems are reported in :attr:`ReadResult.skipped`; nothing here raises for bad input.
+    With ``stage_dir`` the papers are kept in a SQLite file in that folder (close the result
+    before removing it). Problems are reported in :attr:`ReadResult.skipped`; nothing here
+    raises for bad input.
     """
     forced = _check_format(fmt) if fmt else None
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    result = ReadResult()
-    collector = _Collector(result)
+    store = DiskStore(stage_dir) if stage_dir is not None else MemoryStore()
+    result = ReadResult(papers=store)
+    collector = Collector(store)
     done: set[str] = set()
     for given in paths:
         for path in _expand(Path(given).expanduser().resolve(), result.skipped):
@@ -111,7 +162,8 @@ def read_paths(paths: Sequence[str | Path], fmt: str | None = None) -> ReadResul
                 logger.debug("%s given twice; read once", name)
                 continue
             done.add(name)
-            _read_file(path, name, forced, collector)
+            _read_file(path, name, forced, collector, result)
+    result.records_seen, result.duplicates = collector.records, collector.duplicates
     logger.info("read %s", result.summary())
     return result
 
@@ -142,8 +194,9 @@ def _exts() -> str:
     return ", ".join(EXTENSIONS)
 
 
-def _read_file(path: Path, name: str, forced: str | None, collector: _Collector) -> None:
-    result = collector.result
+def _read_file(
+    path: Path, name: str, forced: str | None, collector: Collector, result: ReadResult
+) -> None:
     if not path.exists():
         result.skipped.append(Skipped(name, None, "no such file or directory"))
         return
@@ -158,94 +211,102 @@ def _read_file(path: Path, name: str, forced: str | None, collector: _Collector)
         )
         result.skipped.append(Skipped(name, None, reason))
         return
-    text = _read_text(path, name)
-    if isinstance(text, Skipped):
-        result.skipped.append(text)
+    encoding = _check_text(path, name)
+    if isinstance(encoding, Skipped):
+        result.skipped.append(encoding)
+        if encoding.reason == "empty file":
+            result.complete_files.append(name)  # emptied: it lists no paper any more
         return
-    good = bad = 0
-    for item in _READERS[kind](text, name, path.suffix.lower()):
-        if isinstance(item, Skipped):
-            result.skipped.append(item)
-            bad += 1
-        else:
-            item.sources = [name]
-            collector.add(item)
-            good += 1
-    logger.debug("%s (%s): %d records, %d skipped", name, kind, good, bad)
-    if good:
-        result.files_read.append(name)
-    elif not bad:
-        result.skipped.append(Skipped(name, None, f"no papers found (read as {kind})"))
+    tally = _FileTally(name, result)
 
+    def open_text(newline: str | None = None) -> TextIO:
+        return open(path, encoding=encoding, newline=newline)
 
-def _read_text(path: Path, name: str) -> str | Skipped:
     try:
-        data = path.read_bytes()
+        for item in _READERS[kind](open_text, name, path.suffix.lower()):
+            tally.take(item, collector)
+    except (OSError, UnicodeError) as e:  # changed or failing under our feet
+        tally.take(Stopped(name, None, f"reading stopped: {e}"), collector)
+    tally.finish(kind)
+
+
+class _FileTally:
+    """What one file gave: papers to the collector, problems to the result."""
+
+    def __init__(self, name: str, result: ReadResult) -> None:
+        self.name = name
+        self.result = result
+        self.good = self.bad = self.unlisted = 0
+
+    def take(self, item: Item, collector: Collector) -> None:
+        if isinstance(item, Paper):
+            item.sources = [self.name]
+            collector.add(item)
+            self.good += 1
+            return
+        self.bad += 1
+        if isinstance(item, Stopped) or (isinstance(item, BadRecord) and item.names is None):
+            self.result.unprunable.setdefault(self.name, str(item))
+        elif isinstance(item, BadRecord):
+            self.result.protected.update(item.names)
+        if self.bad <= MAX_REPORTED_PER_FILE:
+            self.result.skipped.append(item)
+        else:
+            self.unlisted += 1
+
+    def finish(self, kind: str) -> None:
+        name, result = self.name, self.result
+        if self.unlisted:
+            result.skipped.append(
+                Skipped(name, None, f"{self.unlisted:,} more problems not listed")
+            )
+        logger.debug("%s (%s): %d records, %d problems", name, kind, self.good, self.bad)
+        if self.good:
+            result.files_read.append(name)
+        elif not self.bad:
+            result.skipped.append(Skipped(name, None, f"no papers found (read as {kind})"))
+        if name not in result.unprunable:
+            result.complete_files.append(name)
+
+
+def _check_text(path: Path, name: str) -> str | Skipped:
+    """The encoding to read ``path`` with, after checking the whole file decodes (in chunks,
+    without holding it), has no NUL character and is not blank; else why it is skipped."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+            f.seek(0)
+            return _scan_encoding(f, name, encoding)
     except OSError as e:
         return Skipped(name, None, f"cannot read the file: {e.strerror or e}")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with BOM (Windows exports)
+
+
+def _scan_encoding(f: Any, name: str, encoding: str) -> str | Skipped:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    blank, lines = True, 0
+    while True:
+        data = f.read(formats.CHUNK_CHARS)
         try:
-            data = data.decode("utf-16").encode("utf-8")
-        except UnicodeError:
-            pass
-    if b"\x00" in data:
-        return Skipped(name, None, "not a text file (contains NUL bytes); give a UTF-8 text file")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        return Skipped(name, line, f"not a text file (not UTF-8 at byte {e.start}); save as UTF-8")
-    return text if text.strip() else Skipped(name, None, "empty file")
-
-
-# --- merging papers --------------------------------------------------------------------------
-
-
-class _Collector:
-    """Deduplicates papers by id and, across id kinds, by normalised title."""
-
-    def __init__(self, result: ReadResult) -> None:
-        self.result = result
-        self._by_id: dict[str, Paper] = {}
-        self._by_title: dict[str, Paper] = {}
-
-    def add(self, paper: Paper) -> None:
-        self.result.records_seen += 1
-        key = dedup_key(paper.title)
-        target = self._by_id.get(paper.paper_id)
-        if target is None:
-            other = self._by_title.get(key)
-            # An arXiv paper and a title-only record of the same title are one paper; two
-            # different arXiv ids with the same title are two papers.
-            if other is not None and "t:" in (paper.paper_id[:2], other.paper_id[:2]):
-                target = other
-        if target is None:
-            self._by_id[paper.paper_id] = paper
-            self._by_title.setdefault(key, paper)
-            self.result.papers.append(paper)
-            return
-        self.result.duplicates += 1
-        self._merge(target, paper)
-
-    def _merge(self, target: Paper, new: Paper) -> None:
-        if target.paper_id.startswith("t:") and not new.paper_id.startswith("t:"):
-            target.paper_id = new.paper_id  # the arXiv id is the better id
-            self._by_id[new.paper_id] = target
-        for name in ("authors", "date", "url", "categories"):
-            if not getattr(target, name):
-                setattr(target, name, getattr(new, name))
-        if new.abstract != target.abstract:
-            logger.debug(
-                "%s: abstracts differ in %s; keeping the longer one", target.paper_id, new.sources
+            text = decoder.decode(data, final=not data)
+        except UnicodeDecodeError as e:
+            if encoding == "utf-16":
+                return Skipped(name, None, "not a text file (bad UTF-16); save as UTF-8")
+            line = lines + data[: max(0, e.start)].count(b"\n") + 1
+            return Skipped(
+                name, line, "not a text file (not UTF-8 near this line); save it as UTF-8"
             )
-            if len(new.abstract) > len(target.abstract):
-                target.abstract = new.abstract
-        for k, v in new.extra.items():
-            target.extra.setdefault(k, v)
-        target.sources.extend(s for s in new.sources if s not in target.sources)
+        if "\x00" in text:
+            return Skipped(
+                name, None, "not a text file (contains NUL bytes); give a UTF-8 text file"
+            )
+        blank = blank and not text.strip()
+        lines += data.count(b"\n")
+        if not data:
+            return Skipped(name, None, "empty file") if blank else encoding
 
 
-_READERS: dict[str, Callable[[str, str, str], Iterator[Item]]] = {
+_READERS: dict[str, Callable[[OpenText, str, str], Iterator[Item]]] = {
     "sample": read_sample,
     "jsonl": read_jsonl,
     "csv": read_csv,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "normalize_text",
+    "strip_control",
     "title_key",
     "paper_id_for_title",
     "split_sentences",
@@ -55,6 +56,29 @@ _MATH_DOLLAR = re.compile(r"(?<!\\)\$([^$]{0,200}?)(?<!\\)\$")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 
 
+# Terminal escape sequences (CSI "\x1b[31m", OSC "\x1b]0;title\x07", two-byte "\x1bc"), then any
+# other control character. Whitespace controls become spaces; the rest go.
+_ANSI = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]{0,512}(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[PX^_][^\x1b\x9c]{0,512}(?:\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+_CONTROL_SPACE = re.compile(r"[\x0b\x0c\x1c-\x1f\x85\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_control(text: str) -> str:
+    """``text`` without control characters: terminal escape sequences are removed whole,
+    vertical tab, form feed and Unicode line separators become spaces, and other C0/C1
+    controls and bidirectional overrides are dropped. Tab, newline and carriage return stay."""
+    if not text:
+        return ""
+    text = _ANSI.sub("", text)
+    text = _CONTROL_SPACE.sub(" ", text)
+    return _CONTROL.sub("", text)
+
+
 def _symbol(m: re.Match[str]) -> str:
     return _LATEX_SYMBOLS.get(m.group(0), m.group(0))
 
@@ -63,11 +87,12 @@ def normalize_text(text: str) -> str:
     """Readable plain text from an abstract that may carry LaTeX escapes.
 
     ``96.38\\%`` becomes ``96.38%``, ``$\\times$`` becomes ``×``, ``\\textbf{x}`` becomes
-    ``x``; whitespace is collapsed. Unknown commands are kept as written rather than guessed.
+    ``x``; whitespace is collapsed; control characters and terminal escape sequences are
+    removed (:func:`strip_control`). Unknown commands are kept as written rather than guessed.
     """
     if not text:
         return ""
-    text = unicodedata.normalize("NFC", text)
+    text = strip_control(unicodedata.normalize("NFC", text))
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     for _ in range(3):  # nested \textbf{\emph{x}}
         new = _FORMAT_CMD.sub(r"\1", text)

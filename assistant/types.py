@@ -27,6 +27,9 @@ class Paper:
     """Files (as given on the command line, resolved) that list this paper."""
     extra: dict[str, str] = field(default_factory=dict)
     """Any other metadata the source had (CSV columns, BibTeX fields), as strings."""
+    withheld: list[dict[str, str]] = field(default_factory=list)
+    """Sentences kept out of ``abstract`` because they read as instructions to an assistant
+    or as markup (``{"sentence", "reason"}``; see :mod:`assistant.safety`)."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,12 @@
 
 Answers stream token by token, then the verified text replaces the raw one, with the cited
 papers under it (click one to read its whole abstract). Nothing leaves the machine: no
-analytics, no share link unless asked for (with a password), no web fonts.
+analytics, no share link unless asked for (with a password), no web fonts. The side panel
+says where questions go (the local model, or which server).
+
+Model text is shown as plain text, never as Markdown or HTML: an image or link the model
+writes (perhaps because an abstract told it to) is shown as characters, not fetched or made
+clickable. Links come only from our own citation data, and only http(s) ones.
 """
 
 import html
@@ -20,9 +25,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cli_common import describe_destination
 from .errors import AssistantError, ConfigError
 from .resources import SAMPLE_DIR
 from .retrieval import parse_filters
+from .safety import safe_url
 from .types import Answer, Citation, Source
 from .verify import NO_ANSWER_TEXT, UNSUPPORTED_MARK
 
@@ -100,6 +107,7 @@ details.pa-searched ol { margin: 4px 0 0 18px; }
 .pa-footer { margin-top: 8px; font-size: 0.78em; color: var(--body-text-color-subdued); }
 #pa-info { font-size: 0.86rem; }
 #pa-info code { font-size: 0.8rem; word-break: break-all; }
+.pa-plain { white-space: normal; }
 """
 
 
@@ -108,17 +116,30 @@ details.pa-searched ol { margin: 4px 0 0 18px; }
 # --------------------------------------------------------------------------------------------
 
 
+_MARKDOWN_PUNCT = re.compile(r"[\\`*_{}\[\]()#+\-.!|~$:=^@%]")
+
+
 def _esc(text: str) -> str:
-    return html.escape(text or "", quote=True)
+    """``text`` as plain characters in the chat's Markdown-with-HTML: HTML is escaped, and so
+    is every character Markdown could read as syntax (as numeric references, which the
+    browser shows as the characters), so ``![x](url)``, ``[x](url)`` and bare URLs are never
+    rendered as images or links."""
+    escaped = html.escape(text or "", quote=True)
+    return _MARKDOWN_PUNCT.sub(lambda m: f"&#{ord(m.group())};", escaped)
+
+
+def _plain(text: str) -> str:
+    """Model text as one HTML block of plain text (line breaks kept)."""
+    return '<div class="pa-plain">' + _esc(text).replace("\n", "<br>") + "</div>"
 
 
 def _answer_body(text: str) -> str:
-    """The verified text, HTML-escaped, with the unsupported mark as a visible badge."""
+    """The verified text as plain text, with the unsupported mark as a visible badge."""
     badge = (
         '<span class="pa-unverified" title="No retrieved abstract supports this sentence">'
         "⚠ unverified</span>"
     )
-    return _esc(text).replace(_esc(UNSUPPORTED_MARK), badge)
+    return _plain(text).replace(_esc(UNSUPPORTED_MARK), badge)
 
 
 def _highlight(abstract: str, snippets: Sequence[str]) -> str:
@@ -132,8 +153,9 @@ def _highlight(abstract: str, snippets: Sequence[str]) -> str:
 
 def _reference(c: Citation, source: Source | None) -> str:
     title = _esc(c.title)
-    if c.url:
-        title = f'<a href="{_esc(c.url)}" target="_blank" rel="noopener noreferrer">{title}</a>'
+    url = safe_url(c.url)  # our citation data; an index written before links were checked
+    if url:
+        title = f'<a href="{_esc(url)}" target="_blank" rel="noopener noreferrer">{title}</a>'
     meta = [m for m in (source.authors if source else "", source.date if source else "") if m]
     meta_html = f'<span class="pa-ref-meta">{_esc(" · ".join(meta))}</span>' if meta else ""
     quotes = c.evidence or [c.snippet or (source.passages[0] if source and source.passages else "")]
@@ -207,7 +229,7 @@ def render_answer(answer: Answer, filters: Sequence[str] = ()) -> str:
 
 
 def _render_streaming(raw: str) -> str:
-    return _esc(raw) + CURSOR
+    return _plain(raw) + CURSOR
 
 
 def _message_text(message: dict[str, Any]) -> str:
@@ -235,7 +257,9 @@ def _render_error(exc: BaseException) -> str:
 
 def _read_info(assistant: "Assistant") -> dict[str, Any]:
     try:
-        return assistant.info()
+        info = assistant.info()
+        info["destination"] = describe_destination(assistant.llm, markdown=True)
+        return info
     except AssistantError as exc:
         return {"error": str(exc)}
 
@@ -247,6 +271,7 @@ def _info_markdown(info: dict[str, Any]) -> str:
         [
             "**What is answering**",
             "",
+            f"- Questions go to: {info.get('destination', '')}",
             f"- Model: `{info.get('model')}`",
             f"- Papers: **{info.get('papers')}** ({info.get('chunks')} chunks)",
             f"- Embedder: `{info.get('embed_model')}`",

@@ -148,9 +148,9 @@ def test_ingest_keeps_it_in_step(tmp_path: Path, make_settings, embedder) -> Non
     assert report.papers_updated == 1
     assert bm25_papers(settings, "quokkanet xylophonic") == {"2401.00013"}
 
-    # --prune: papers the files no longer list leave the lexical index too.
-    b.unlink()
-    ingest([a], settings, embedder=embedder, prune=True)
+    # --prune: papers a file read completely no longer lists leave the lexical index too.
+    b.write_text("")
+    ingest([a, b], settings, embedder=embedder, prune=True)
     assert not bm25_papers(settings, "quokkanet xylophonic")
     assert lexical.store.count() == PaperIndex(settings).collection.count() == 12
 

@@ -458,3 +458,19 @@ def test_llama_index_adapter_on_the_real_tiny_model(tiny: LocalChatModel) -> Non
 
     response = as_llama_index_llm(tiny, max_tokens=12).complete("What colour is grass?")
     assert isinstance(response, CompletionResponse) and response.text.strip()
+
+
+def test_token_counting_waits_for_a_generation_in_another_thread(tiny: LocalChatModel) -> None:
+    """The tokenizer reads the llama.cpp model: under the generation lock, like generation."""
+    stream = tiny.stream(ASK, max_tokens=32)
+    assert next(stream)  # generating, lock held, stream open
+    with pytest.raises(LLMError, match="already generating"):
+        tiny.count_tokens("hello")  # same thread: an error, not a deadlock
+    counted: list[int] = []
+    other = threading.Thread(target=lambda: counted.append(tiny.count_tokens("hello world")))
+    other.start()
+    other.join(1.0)
+    assert other.is_alive() and counted == []  # waits for the generation
+    stream.close()
+    other.join(30)
+    assert not other.is_alive() and counted and counted[0] > 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant import formats
 from assistant.errors import InputError
 from assistant.readers import (
     ReadResult,
@@ -462,3 +463,103 @@ def test_normalize_arxiv_id(given: str, expected: str | None) -> None:
 )
 def test_detect_format(name: str, fmt: str | None) -> None:
     assert detect_format(Path(name)) == fmt
+
+
+# --- streaming: one bad record never ends a file; memory does not grow with the file ----------
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])  # 7 characters: values cross chunk borders
+def test_json_array_with_a_bad_element_reads_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(formats, "CHUNK_CHARS", chunk)
+    good = [
+        {"id": f"2101.0000{i}", "title": f'P{i} "quoted [x] {{y}}" \\ end', "abstract": ABS}
+        for i in range(3)
+    ]
+    text = (
+        f"[\n{json.dumps(good[0])},\n"
+        '{"title": \'single quotes are not JSON\', "abstract": "x"},\n'  # line 3
+        f"{json.dumps(good[1], indent=1)},\n{json.dumps(good[2])}\n]\n"
+    )
+    result = read_paths([write(tmp_path / "a.json", text)])
+    assert [p.paper_id for p in result.papers] == ["2101.00000", "2101.00001", "2101.00002"]
+    assert result.papers[0].title == 'P0 "quoted [x] {y}" \\ end'
+    assert [(s.line, s.reason.startswith("malformed JSON")) for s in result.skipped] == [(3, True)]
+    # The record could not be parsed, so nobody can tell which paper it listed.
+    assert str(tmp_path / "a.json") in result.unprunable
+
+
+def test_pretty_printed_objects_one_after_another(tmp_path: Path) -> None:
+    a = {"title": "First Pretty", "abstract": ABS}
+    b = {"title": "Second Pretty", "abstract": ABS2}
+    path = write(tmp_path / "p.json", json.dumps(a, indent=2) + "\n" + json.dumps(b, indent=2))
+    result = read_paths([path])
+    assert [p.title for p in result.papers] == ["First Pretty", "Second Pretty"]
+    assert result.skipped == [] and result.complete_files == [str(path)]
+
+
+def test_unclosed_json_array_stops_the_file_and_says_so(tmp_path: Path) -> None:
+    good = json.dumps({"title": "A", "abstract": ABS})
+    path = write(tmp_path / "cut.json", f'[\n{good},\n{{"title": "B", "abstract": "cut sh')
+    result = read_paths([path])
+    assert [p.title for p in result.papers] == ["A"]
+    (stop,) = result.skipped
+    assert stop.line == 3 and "not closed" in stop.reason
+    assert str(path) in result.unprunable and str(path) not in result.complete_files
+
+
+def test_csv_field_over_the_old_limit_is_one_skipped_record(tmp_path: Path) -> None:
+    """A 200,000-character abstract (over csv's default field limit of 131,072) used to end
+    the file's reading; now it is one skipped record and the next row is read."""
+    huge = "A sentence that goes on. " * 8000  # 200,000 characters
+    text = f'title,abstract\nFirst,"{ABS}"\nSecond,"{huge}"\nThird,"{ABS2}"\n'
+    path = write(tmp_path / "p.csv", text)
+    result = read_paths([path])
+    assert [p.title for p in result.papers] == ["First", "Third"]
+    (skip,) = result.skipped
+    assert skip.line == 3 and "199,999 characters, over the limit" in skip.reason
+    assert result.complete_files == [str(path)]
+    assert "title:second" in result.protected  # --prune keeps the paper this record names
+
+
+def test_overlong_line_is_skipped_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(formats, "MAX_RECORD_CHARS", 2000)
+    lines = [
+        json.dumps({"title": "Before", "abstract": ABS}),
+        json.dumps({"title": "Huge", "abstract": ABS * 40}),
+        json.dumps({"title": "After", "abstract": ABS2}),
+    ]
+    result = read_paths([write(tmp_path / "p.jsonl", "\n".join(lines) + "\n")])
+    assert [p.title for p in result.papers] == ["Before", "After"]
+    assert [(s.line, "longer than 2,000" in s.reason) for s in result.skipped] == [(2, True)]
+
+
+def test_reading_holds_one_record_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staged on disk, reading a file allocates a small fraction of its size (Python heap, as
+    tracemalloc sees it); the papers themselves live in the staging file."""
+    import tracemalloc
+
+    monkeypatch.setattr(formats, "CHUNK_CHARS", 1 << 16)
+    sample = read_paths(default_sample_paths()).papers
+    path = tmp_path / "many.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(800):
+            p = sample[i % len(sample)]
+            rec = {"id": f"2401.{i:05d}", "title": f"{p.title} {i}", "abstract": p.abstract}
+            f.write(json.dumps(rec) + "\n")
+    size = path.stat().st_size
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    tracemalloc.start()
+    try:
+        with read_paths([path], stage_dir=stage) as result:
+            _, peak = tracemalloc.get_traced_memory()
+            assert len(result.papers) == 800
+            assert result.papers[799].paper_id == "2401.00799"
+            assert [p.paper_id for p in result.papers][:2] == ["2401.00000", "2401.00001"]
+    finally:
+        tracemalloc.stop()
+    assert size > 1_000_000 and peak < size / 3, (size, peak)

@@ -8,6 +8,7 @@ land in the test's tmp folder and in ``test-output/``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -28,9 +29,10 @@ from scripted import ScriptedChatModel
 
 from assistant.assistant import Assistant
 from assistant.errors import ConfigError
-from assistant.llm import LocalChatModel, OpenAIChatModel
+from assistant.llm import ChatModel, LocalChatModel, OpenAIChatModel
 from assistant.settings import Settings
-from assistant.ui import SAMPLE_QUESTIONS, build_app, serve
+from assistant.types import Answer, Citation
+from assistant.ui import SAMPLE_QUESTIONS, build_app, render_answer, serve
 from assistant.verify import NO_ANSWER_TEXT
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -114,6 +116,7 @@ def test_empty_chat_shows_examples_and_what_is_answering(
     panel = page.locator("#pa-info").inner_text()
     assert "Papers: 414" in panel
     assert info["model"] == "local:tiny" and "local:tiny" in panel
+    assert "Questions go to: the local model tiny on this machine" in panel
     assert str(info["index"]) in panel
 
     page.get_by_label("Source file").click()
@@ -211,7 +214,10 @@ def test_references_open_the_abstract_and_unsupported_is_marked(
         assert not abstract.is_visible()
         refs.first.locator("summary").click()
         assert abstract.is_visible() and "260k Sloan Digital Sky Survey" in abstract.inner_text()
-        assert abstract.locator("mark").count() == 1  # the supporting sentence, highlighted
+        # the sentences that support the answer (its evidence quotes), highlighted in place
+        marks = abstract.locator("mark")
+        assert marks.count() >= 1
+        assert all(len(marks.nth(i).inner_text()) > 20 for i in range(marks.count()))
         badge = msg.locator(".pa-unverified")
         assert badge.count() == 1 and "unverified" in badge.inner_text()
         assert "[unverified]" not in msg.inner_text()
@@ -279,26 +285,35 @@ def test_two_sessions_get_their_own_answers(
     assistant = Assistant(_settings(sample_index, top_k=1), llm=llm, embed_model=embedder)
     assistant.warm_up()
     app = build_app(assistant)  # concurrency from the LLM: 2
+    with served(app) as url, _two_sessions(browser, url, timeout=150_000) as (pages, elapsed):
+        save_screenshot(pages[1], tmp_path, "ui-second-session.png")
+        assert elapsed < 150
+        panel = pages[0].locator("#pa-info").inner_text()
+        assert f"Questions go to: the server {tiny_server_url}" in panel
+
+
+@contextlib.contextmanager
+def _two_sessions(browser: Any, url: str, timeout: float) -> Iterator[tuple[list[Any], float]]:
+    """Two browser sessions ask two questions at once; each gets its own answer. Yields the
+    pages and the seconds from the first question to the last answer."""
     contexts = [browser.new_context(viewport={"width": 1100, "height": 800}) for _ in range(2)]
     try:
-        with served(app) as url:
-            pages = [c.new_page() for c in contexts]
-            for pg in pages:
-                _open(pg, url)
-            started = time.monotonic()
-            for pg, q in zip(pages, (GASNET_Q, ZEROQ_Q)):
-                _ask(pg, q)
-            done = [_wait_done(pg, 1, timeout=150_000) for pg in pages]
-            elapsed = time.monotonic() - started
-            gasnet, zeroq = (_paper_lists(m) for m in done)
-            assert pages[0].locator(USER).inner_text().strip() == GASNET_Q
-            assert pages[1].locator(USER).inner_text().strip() == ZEROQ_Q
-            assert "GaSNet" in gasnet and "ZeroQ" not in gasnet
-            assert "ZeroQ" in zeroq and "GaSNet" not in zeroq
-            for pg in pages:
-                assert pg.locator(f"{BOT} .pa-error").count() == 0
-            save_screenshot(pages[1], tmp_path, "ui-second-session.png")
-            assert elapsed < 150
+        pages = [c.new_page() for c in contexts]
+        for pg in pages:
+            _open(pg, url)
+        started = time.monotonic()
+        for pg, q in zip(pages, (GASNET_Q, ZEROQ_Q)):
+            _ask(pg, q)
+        done = [_wait_done(pg, 1, timeout=timeout) for pg in pages]
+        elapsed = time.monotonic() - started
+        gasnet, zeroq = (_paper_lists(m) for m in done)
+        assert pages[0].locator(USER).inner_text().strip() == GASNET_Q
+        assert pages[1].locator(USER).inner_text().strip() == ZEROQ_Q
+        assert "GaSNet" in gasnet and "ZeroQ" not in gasnet
+        assert "ZeroQ" in zeroq and "GaSNet" not in zeroq
+        for pg in pages:
+            assert pg.locator(f"{BOT} .pa-error").count() == 0
+        yield pages, elapsed
     finally:
         for c in contexts:
             c.close()
@@ -309,3 +324,125 @@ def test_serve_refuses_a_public_host_without_a_password(local_assistant: Assista
         serve(local_assistant, host="0.0.0.0", port=free_port())
     with pytest.raises(ConfigError, match="--share-auth"):
         serve(local_assistant, share=True, port=free_port())
+
+
+# --- model text is plain text; links come only from our citation data -------------------------
+
+PIXEL = "http://127.0.0.1:9/pixel.png"
+_LAST_BOT_HAS = """([sel, text]) => {
+  const bots = document.querySelectorAll(sel);
+  return bots.length > 0 && bots[bots.length - 1].innerText.includes(text);
+}"""
+HOSTILE = (
+    "GaSNet-II is a supervised multi-network deep learning tool for spectra classification and "
+    f"redshift prediction [1]. Status ![status]({PIXEL}) and [the site](javascript:alert(1)) "
+    "or www.example.org, <img src=x onerror=alert(1)> **bold** and `code`."
+)
+
+
+def test_model_text_is_escaped_as_plain_text() -> None:
+    from assistant.ui import _render_streaming
+
+    for html in (
+        _render_streaming(HOSTILE),
+        render_answer(Answer(question="q", text=HOSTILE)),
+    ):
+        for syntax in ("![", "](", "<img", "**", "`", "www."):
+            assert syntax not in html, (syntax, html)
+    # A citation link only when it is http(s): an index written before links were checked.
+    bad = Citation(number=1, paper_id="x", title="T", url="javascript:alert(document.domain)")
+    good = Citation(number=1, paper_id="x", title="T", url="https://arxiv.org/abs/2101.00001")
+    assert "href" not in render_answer(Answer(question="q", text="A [1].", citations=[bad]))
+    assert 'href="https&#58;//arxiv&#46;org' in render_answer(
+        Answer(question="q", text="A [1].", citations=[good])
+    )
+
+
+class _Paused(ChatModel):
+    """Streams a reply word by word and waits before its last two words until released (to
+    look at the page while the answer is streaming)."""
+
+    name = "paused"
+    context_window = 8192
+    max_concurrency = 1
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.halfway = threading.Event()
+        self.release = threading.Event()
+
+    def stream(self, messages, *, max_tokens, temperature=0.0, stop=None):  # type: ignore[override]
+        words = re.findall(r"\S+\s*", self.reply)
+        for i, w in enumerate(words):
+            if i == len(words) - 2:
+                self.halfway.set()
+                self.release.wait(60)
+            yield w
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+def test_streamed_and_final_text_never_render_model_markup(
+    page: Any, sample_index: Path, embedder: Any, tmp_path: Path
+) -> None:
+    llm = _Paused(HOSTILE)
+    assistant = Assistant(_settings(sample_index), llm=llm, embed_model=embedder)
+    with served(build_app(assistant)) as url:
+        _open(page, url)
+        _ask(page, GASNET_Q)
+        assert llm.halfway.wait(60)
+        bot = page.locator(BOT).last
+        page.wait_for_function(_LAST_BOT_HAS, arg=[BOT, "pixel.png"], timeout=30_000)
+        streaming = bot.inner_text()
+        assert f"![status]({PIXEL})" in streaming and "▍" in streaming
+        assert bot.locator("img").count() == 0 and bot.locator("a").count() == 0
+        llm.release.set()
+        final = _wait_done(page, 1)
+        text = final.inner_text()  # the verifier's text, shown as typed
+        assert f"![status]({PIXEL})" in text and "[the site](javascript:alert" in text
+        assert "<img src=x" in text and "**bold**" in text
+        assert final.locator("img").count() == 0
+        hrefs = final.locator("a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+        assert all(h.startswith("https://arxiv.org/") for h in hrefs), hrefs  # references only
+        save_screenshot(page, tmp_path, "ui-plain-text.png")
+    assert not [u for u in page.requests if "pixel.png" in u]
+
+
+# --- load: two users on the in-process model, and Stop while it streams ------------------------
+
+
+def test_two_sessions_share_the_local_model(browser: Any, local_url: str) -> None:
+    """The in-process model answers one question at a time: the second session waits its turn
+    and gets its own answer."""
+    with _two_sessions(browser, local_url, timeout=240_000):
+        pass
+
+
+def test_stop_while_the_local_model_streams(
+    page: Any, sample_index: Path, embedder: Any, local_assistant: Assistant
+) -> None:
+    llm = local_assistant.llm
+    settings = Settings(index_dir=sample_index, top_k=2, max_tokens=512)
+    assistant = Assistant(settings, llm=llm, embed_model=embedder)
+    with served(build_app(assistant)) as url:
+        _open(page, url)
+        _ask(page, "Describe in detail everything the papers say about GaSNet-II, step by step.")
+        page.wait_for_function(_LAST_BOT_HAS, arg=[BOT, "▍"], timeout=120_000)
+        page.get_by_test_id("stop-button").click()
+        page.wait_for_selector(f"{BOT} >> text=(stopped)", timeout=30_000)
+        page.wait_for_selector("#pa-question textarea:not([disabled])")
+        deadline = time.monotonic() + 30  # the generation ends: the model is free again
+        while llm._gen_lock.locked() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not llm._gen_lock.locked()
+        stopped = page.locator(BOT).last.inner_text()
+        time.sleep(1.0)
+        assert page.locator(BOT).last.inner_text() == stopped  # nothing streams in any more
+        _ask(page, ZEROQ_Q)
+        _wait_done(page, 1, timeout=180_000)  # the stopped reply has no footer: this is the 2nd
+        second = page.locator(BOT).nth(1)
+        assert (
+            second.locator(".pa-footer").count() == 1 and second.locator(".pa-error").count() == 0
+        )
+        assert page.locator(USER).count() == 2
