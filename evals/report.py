@@ -75,12 +75,21 @@ def aggregate(dataset: str, records: list[dict[str, Any]], systems: Sequence[str
         rows = [r for r in records if system in r]
         out[system] = _aggregate_rows(dataset, rows, system)
         if dataset == "sample":
-            types = sorted({str(r.get("type")) for r in rows})
-            out[system]["by_type"] = {
-                t: _aggregate_rows(dataset, [r for r in rows if r.get("type") == t], system)
-                for t in types
-            }
+            out[system]["by_type"] = _by_type(dataset, rows, system)
+            splits = sorted({str(r["split"]) for r in rows if r.get("split")})
+            if len(splits) > 1:  # both halves ran: each one's own table (validation: reported)
+                out[system]["by_split"] = {
+                    s: _by_type(dataset, [r for r in rows if r.get("split") == s], system)
+                    for s in splits
+                }
     return out
+
+
+def _by_type(dataset: str, rows: list[dict[str, Any]], system: str) -> dict[str, Any]:
+    types = sorted({str(r.get("type")) for r in rows})
+    return {
+        t: _aggregate_rows(dataset, [r for r in rows if r.get("type") == t], system) for t in types
+    }
 
 
 def _aggregate_rows(dataset: str, rows: list[dict[str, Any]], system: str) -> dict[str, Any]:
@@ -212,6 +221,15 @@ BY_TYPE_METRICS = (
 )
 
 
+def _by_split_rows(agg: dict[str, Any], system: str) -> list[str]:
+    """The per-type table again for each half of the sample questions (calibration: the
+    thresholds were tuned on it; validation: never tuned on)."""
+    lines: list[str] = []
+    for split, by_type in (agg.get("by_split") or {}).items():
+        lines += _by_type_rows({"by_type": by_type}, f"{system}, {split} split")
+    return lines
+
+
 def _by_type_rows(agg: dict[str, Any], system: str) -> list[str]:
     """One table per system: the main metrics per question type."""
     by_type = agg.get("by_type") or {}
@@ -326,6 +344,7 @@ def render_markdown(report: dict[str, Any], charts: dict[str, Path] | None = Non
         lines += [f"## {TITLES.get(name, name)} ({n})", "", *_metric_rows(agg, systems), ""]
         for system in systems:
             lines += _by_type_rows(agg[system], system)
+            lines += _by_split_rows(agg[system], system)
         lines += [*(f"- {note}" for note in NOTES.get(name, [])), ""]
     lines += [
         "Rates are averaged over the cases where they are defined (column *scored*, per system); "
