@@ -707,29 +707,21 @@ class LexicalIndex:
         return len(missing), len(extra)
 
     def _save(self, collection_id: str, stamp: Any) -> None:
-        ids: list[str] = []
-        docs: list[np.ndarray] = []
-        for cid, toks in self.store.corpus():
-            ids.append(cid)
-            docs.append(toks)
-        model = build_bm25_from_ids(docs, self.store.vocabulary()) if docs else None
-        del docs
         version = f"v-{time.time_ns()}"
         tmp = self.folder / f".{version}.tmp"
-        if model is None:
-            tmp.mkdir(parents=True, exist_ok=True)
-        else:
-            model.save(str(tmp), show_progress=False)
-        width = max((len(i) for i in ids), default=1)
-        np.save(tmp / "ids.npy", np.asarray(ids, dtype=f"<U{width}"))
-        os.replace(tmp, self.folder / version)
+        try:
+            n = save_bm25(tmp, self.store.corpus(), self.store.vocab_items())
+            os.replace(tmp, self.folder / version)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         manifest = {
             "format": FORMAT,
             "version": version,
             "collection_id": collection_id,
             "stamp": stamp,
-            "chunks": len(ids),
-            "empty": model is None,
+            "chunks": n,
+            "empty": n == 0,
             "built": time.time(),
         }
         pointer = self.folder / f".{MANIFEST}.tmp"
