@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import zlib
@@ -59,6 +60,7 @@ __all__ = [
     "RefreshStats",
     "build_bm25",
     "build_bm25_from_ids",
+    "save_bm25",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,12 @@ FORMAT = 2
 MANIFEST = "current.json"
 TOKENS_DB = "tokens.sqlite"
 _PAGE = 5000
+BAND_BYTES = 64 << 20
+"""Memory for the saved arrays of one band of columns (8 bytes an entry: score and row) while
+:func:`save_bm25` writes them; a bigger index is written in several bands, one pass over its
+token ids each (read back from a temporary file)."""
+BLOCK_TOKENS = 1 << 19
+"""Tokens :func:`save_bm25` processes at a time (its temporaries: ~60 bytes a token)."""
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*")
 
@@ -235,6 +243,20 @@ class TokenStore:
         with self._lock:
             return [t for (t,) in self._db.execute("SELECT token FROM vocab ORDER BY id")]
 
+    def vocab_items(self) -> Iterator[tuple[int, str]]:
+        """``(id, token)`` in id order, read page by page."""
+        last = -1
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, token FROM vocab WHERE id > ? ORDER BY id LIMIT ?",
+                    (last, _PAGE * 4),
+                ).fetchall()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1][0]
+
     def corpus(self) -> Iterator[tuple[str, np.ndarray]]:
         """``(chunk_id, token ids)`` for every chunk, ordered by chunk id."""
         last = ""
@@ -267,7 +289,11 @@ def build_bm25(corpus: Sequence[list[str]]) -> Any:
 
 
 def build_bm25_from_ids(docs: Sequence[np.ndarray], vocabulary: Sequence[str]) -> Any:
-    """The same bm25s index as :func:`build_bm25`, computed with array operations.
+    """The same bm25s index as :func:`build_bm25`, computed with array operations in memory.
+
+    Its memory grows with the number of tokens (about 1.4 GB for 200,000 chunks of ~180 tokens), so ingest
+    saves with :func:`save_bm25`, which writes the same arrays in bounded memory; this is the
+    one-shot reference it is tested against.
 
     bm25s's defaults (Lucene BM25, k1=1.5, b=0.75, float32 scores) with the same arithmetic
     in the same order, so scores match bm25s's own build; the vocabulary holds the tokens that
@@ -310,6 +336,224 @@ def build_bm25_from_ids(docs: Sequence[np.ndarray], vocabulary: Sequence[str]) -
     model.unique_token_ids_set = set(model.vocab_dict.values())
     model.nonoccurrence_array = None
     return model
+
+
+class _NpyWriter:
+    """A 1-d ``.npy`` file written front to back in pieces: the same bytes as ``np.save`` of
+    the whole array, without the whole array in memory (nor a writable map of it)."""
+
+    def __init__(self, path: Path, dtype: Any, length: int) -> None:
+        self.dtype = np.dtype(dtype)
+        self.length = length
+        self.written = 0
+        self.file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": (length,),
+        }
+        np.lib.format.write_array_header_1_0(self.file, header)
+
+    def write(self, part: np.ndarray) -> None:
+        assert part.dtype == self.dtype and part.ndim == 1, (part.dtype, self.dtype)
+        self.written += len(part)
+        if self.written > self.length:
+            raise RuntimeError(f"{self.file.name}: more than {self.length} items")
+        self.file.write(np.ascontiguousarray(part).data)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.written != self.length:
+            raise RuntimeError(f"{self.file.name}: {self.written} items of {self.length}")
+
+
+def _blocks(
+    corpus: Iterable[tuple[str, np.ndarray]], block_tokens: int
+) -> Iterator[tuple[list[str], list[np.ndarray]]]:
+    """The corpus in blocks of about ``block_tokens`` tokens (whole chunks)."""
+    ids: list[str] = []
+    docs: list[np.ndarray] = []
+    size = 0
+    for cid, toks in corpus:
+        ids.append(cid)
+        docs.append(toks)
+        size += len(toks)
+        if size >= block_tokens:
+            yield ids, docs
+            ids, docs, size = [], [], 0
+    if ids:
+        yield ids, docs
+
+
+def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_counts=True)`` for int64 keys, sorting in place (numpy 2's
+    hash-based ``unique`` is several times slower on these)."""
+    keys.sort()
+    starts = np.flatnonzero(np.diff(keys, prepend=keys[:1] - 1)) if len(keys) else keys
+    return keys[starts], np.diff(starts, append=len(keys))
+
+
+def save_bm25(
+    folder: Path,
+    corpus: Iterable[tuple[str, np.ndarray]],
+    vocabulary: Iterable[tuple[int, str]],
+    *,
+    band_bytes: int | None = None,
+    block_tokens: int | None = None,
+) -> int:
+    """Save the bm25s index of :func:`build_bm25_from_ids` and ``ids.npy`` into ``folder``,
+    in memory bounded by ``band_bytes`` and ``block_tokens`` whatever the corpus size.
+
+    ``corpus`` gives ``(chunk id, token ids)`` (read once), ``vocabulary`` ``(token id,
+    token)``. The first pass counts chunk lengths and document frequencies and copies the
+    token ids to a temporary file in ``folder``; then each band of columns whose entries fit
+    ``band_bytes`` is filled from that file (rows come in order, so each column's rows are
+    sorted as scipy's ``tocsc`` leaves them) and appended to the ``.npy`` files, so neither
+    the matrix nor a writable map of it is ever whole in memory. Same arithmetic, in the same
+    dtypes, as :func:`build_bm25_from_ids`: the saved arrays are equal to its arrays, in the
+    files of bm25s's ``save`` (``BM25.load(folder, mmap=True)`` reads them). Returns the
+    number of chunks; with none, only ``ids.npy`` is written.
+    """
+    band_bytes = BAND_BYTES if band_bytes is None else band_bytes
+    block_tokens = BLOCK_TOKENS if block_tokens is None else block_tokens
+    folder.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryFile(dir=folder) as spill,
+        tempfile.TemporaryFile(dir=folder) as spill_ids,
+    ):
+        # Pass 1: chunk lengths, document frequencies (by token id), the widest id; the ids
+        # and token ids of each block go to the spill files.
+        blocks: list[np.ndarray] = []  # the chunk lengths of each block
+        df_tok = np.zeros(0, dtype=np.int64)
+        width = 1
+        for ids, docs in _blocks(corpus, block_tokens):
+            lens = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+            flat = np.concatenate(docs).astype(np.int32, copy=False)
+            blocks.append(lens)
+            width = max(width, max(len(i) for i in ids))
+            np.save(spill_ids, np.asarray(ids, dtype=str))
+            np.save(spill, flat)
+            if flat.size:
+                w = int(flat.max()) + 1
+                rows = np.repeat(np.arange(len(docs), dtype=np.int64), lens)
+                toks = _distinct(rows * w + flat)[0] % w  # each token once per chunk
+                counts = np.bincount(toks, minlength=len(df_tok))
+                counts[: len(df_tok)] += df_tok
+                df_tok = counts
+                del rows, toks, counts
+            del ids, docs, lens, flat
+        lengths = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
+        n = len(lengths)
+        ids_out = _NpyWriter(folder / "ids.npy", f"<U{width}", n)
+        spill_ids.seek(0)
+        for _ in blocks:
+            ids_out.write(np.load(spill_ids).astype(f"<U{width}"))
+        ids_out.close()
+        if n == 0:
+            return 0
+
+        bm25s = _quiet_bm25s()
+        model = bm25s.BM25()
+        k1, b = model.k1, model.b
+        avg = np.array(lengths).mean()  # as bm25s: a float64 scalar
+        used = np.flatnonzero(df_tok)  # the token ids that occur, in id order
+        v = len(used)
+        remap = np.full(len(df_tok), -1, dtype=np.int64)
+        remap[used] = np.arange(v, dtype=np.int64)
+        df = df_tok[used]
+        del df_tok
+        idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        indptr = np.zeros(v + 2, dtype=np.int64)  # + the empty token: an empty last column
+        np.cumsum(df, out=indptr[1 : v + 1])
+        indptr[v + 1] = indptr[v]
+        nnz = int(indptr[v])
+        del df
+
+        # bm25s writes its parameters (placeholder arrays and vocabulary, replaced below).
+        model.scores = {
+            "data": np.zeros(0, dtype=np.float32),
+            "indices": np.zeros(0, dtype=np.int32),
+            "indptr": np.zeros(1, dtype=np.int64),
+            "num_docs": n,
+        }
+        model.vocab_dict = {}
+        model.nonoccurrence_array = None
+        model.save(str(folder), show_progress=False)
+        np.save(folder / "indptr.csc.index.npy", indptr)
+        _save_vocab(folder / "vocab.index.json", vocabulary, remap, v)
+
+        # Bands of columns whose entries fit band_bytes (a column bigger than that goes alone).
+        per_band = max(1, band_bytes // 8)
+        bands: list[tuple[int, int]] = []
+        c0 = 0
+        while c0 < v:
+            c1 = int(np.searchsorted(indptr[1 : v + 1], indptr[c0] + per_band, side="right"))
+            bands.append((c0, max(c1, c0 + 1)))
+            c0 = bands[-1][1]
+
+        data_out = _NpyWriter(folder / "data.csc.index.npy", np.float32, nnz)
+        indices_out = _NpyWriter(folder / "indices.csc.index.npy", np.int32, nnz)
+        try:
+            for c0, c1 in bands:
+                base = int(indptr[c0])
+                data = np.empty(int(indptr[c1]) - base, dtype=np.float32)
+                rows_out = np.empty(len(data), dtype=np.int32)
+                cursor = indptr[c0:c1] - base  # the next free slot of each column of the band
+                first = 0
+                spill.seek(0)
+                for lens in blocks:
+                    nb = len(lens)
+                    col = remap[np.load(spill)]
+                    rows = np.repeat(np.arange(nb, dtype=np.int64), lens)
+                    keep = (col >= c0) & (col < c1)
+                    if not keep.all():
+                        col, rows = col[keep], rows[keep]
+                    del keep
+                    # The band's entries of the block sorted by (column, row), and their tf.
+                    keys, tf = _distinct(col * nb + rows)
+                    del col, rows
+                    col, doc = np.divmod(keys, nb)
+                    del keys
+                    doc += first
+                    first += nb
+                    if not len(col):
+                        continue
+                    starts = np.flatnonzero(np.diff(col, prepend=-1))
+                    sizes = np.diff(starts, append=len(col))
+                    pos = cursor[col - c0] + np.arange(len(col)) - np.repeat(starts, sizes)
+                    cursor[col[starts] - c0] += sizes
+                    del starts, sizes
+                    tf32 = tf.astype(np.float32)
+                    tfc = tf32 / (k1 * ((1 - b) + b * lengths[doc] / avg) + tf32)
+                    data[pos] = (idf[col] * tfc).astype(np.float32)
+                    rows_out[pos] = doc
+                    del pos, tf, tf32, tfc, col, doc
+                if not np.array_equal(cursor, indptr[c0 + 1 : c1 + 1] - base):
+                    raise RuntimeError("lexical index: a band was not filled (a bug)")
+                data_out.write(data)
+                indices_out.write(rows_out)
+                del data, rows_out, cursor
+        finally:
+            data_out.file.close()
+            indices_out.file.close()
+        data_out.close()
+        indices_out.close()
+    return n
+
+
+def _save_vocab(path: Path, items: Iterable[tuple[int, str]], remap: np.ndarray, v: int) -> None:
+    """bm25s's vocabulary file (token -> column, then the empty token), written as it is read:
+    the ``v`` tokens that occur, in id order."""
+    seen = 0
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("{")
+        for tid, token in items:
+            if tid < len(remap) and remap[tid] >= 0:
+                f.write(f"{json.dumps(token, ensure_ascii=False)}:{int(remap[tid])},")
+                seen += 1
+        f.write(f'"":{v}}}')
+    if seen != v:
+        raise RuntimeError(f"the token store's vocabulary lacks {v - seen} tokens that occur")
 
 
 @dataclass
@@ -463,29 +707,21 @@ class LexicalIndex:
         return len(missing), len(extra)
 
     def _save(self, collection_id: str, stamp: Any) -> None:
-        ids: list[str] = []
-        docs: list[np.ndarray] = []
-        for cid, toks in self.store.corpus():
-            ids.append(cid)
-            docs.append(toks)
-        model = build_bm25_from_ids(docs, self.store.vocabulary()) if docs else None
-        del docs
         version = f"v-{time.time_ns()}"
         tmp = self.folder / f".{version}.tmp"
-        if model is None:
-            tmp.mkdir(parents=True, exist_ok=True)
-        else:
-            model.save(str(tmp), show_progress=False)
-        width = max((len(i) for i in ids), default=1)
-        np.save(tmp / "ids.npy", np.asarray(ids, dtype=f"<U{width}"))
-        os.replace(tmp, self.folder / version)
+        try:
+            n = save_bm25(tmp, self.store.corpus(), self.store.vocab_items())
+            os.replace(tmp, self.folder / version)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         manifest = {
             "format": FORMAT,
             "version": version,
             "collection_id": collection_id,
             "stamp": stamp,
-            "chunks": len(ids),
-            "empty": model is None,
+            "chunks": n,
+            "empty": n == 0,
             "built": time.time(),
         }
         pointer = self.folder / f".{MANIFEST}.tmp"

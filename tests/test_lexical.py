@@ -18,7 +18,14 @@ from test_ingest import run_cli, write_jsonl
 from assistant.assistant import Assistant
 from assistant.index import PaperIndex
 from assistant.ingest import ingest
-from assistant.lexical import LexicalIndex, build_bm25, default_server_folder, tokenize
+from assistant.lexical import (
+    LexicalIndex,
+    build_bm25,
+    build_bm25_from_ids,
+    default_server_folder,
+    save_bm25,
+    tokenize,
+)
 from assistant.readers import default_sample_paths, read_paths
 from assistant.retrieval import HybridRetriever
 from assistant.settings import Settings, default_data_dir
@@ -80,6 +87,64 @@ def test_persisted_index_scores_like_the_in_memory_build(sample_index: Path) -> 
         assert [round(s, 4) for _, s, _ in got] == [round(s, 4) for s, _ in ref], q
         for cid, score, _ in got:
             assert reference[q][cid] == pytest.approx(score, rel=1e-5)
+
+
+def fake_corpus(n: int = 400, vocab: int = 700) -> tuple[list[str], list[np.ndarray], list[str]]:
+    """Chunk ids, token ids (Zipf-like, with repeats, an empty chunk, ids never used) and
+    the vocabulary."""
+    rng = np.random.default_rng(7)
+    docs = [
+        (rng.zipf(1.4, size=rng.integers(0, 60)) * 3 % vocab).astype(np.int32) for _ in range(n)
+    ]
+    docs[5] = np.zeros(0, dtype=np.int32)
+    return [f"2401.{i:05d}#0" for i in range(n)], docs, [f"tok{i}" for i in range(vocab)]
+
+
+@pytest.mark.parametrize("band_bytes", [None, 8 * 40])
+def test_banded_save_writes_the_one_shot_build(tmp_path: Path, band_bytes: int | None) -> None:
+    import bm25s
+
+    ids, docs, vocab = fake_corpus()
+    n = save_bm25(
+        tmp_path,
+        zip(ids, docs),
+        enumerate(vocab),
+        band_bytes=band_bytes,
+        block_tokens=None if band_bytes is None else 97,
+    )
+    ref = build_bm25_from_ids(docs, vocab)
+    if band_bytes:
+        assert ref.scores["indptr"][-1] > 20 * 40  # more than 20 bands, several blocks each
+    saved = bm25s.BM25.load(str(tmp_path), mmap=True, show_progress=False)
+    assert n == len(ids) and np.load(tmp_path / "ids.npy").tolist() == ids
+    assert {p.name for p in tmp_path.iterdir()} == {  # the spill files are gone
+        "ids.npy",
+        "params.index.json",
+        "vocab.index.json",
+        "data.csc.index.npy",
+        "indices.csc.index.npy",
+        "indptr.csc.index.npy",
+    }
+    for key in ("data", "indices", "indptr"):
+        assert saved.scores[key].dtype == ref.scores[key].dtype, key
+        assert np.array_equal(saved.scores[key], ref.scores[key]), key
+    assert saved.scores["num_docs"] == n and saved.vocab_dict == ref.vocab_dict
+    # And bm25s's own build over the same tokens scores alike.
+    own = build_bm25([[vocab[t] for t in d] for d in docs])
+    for query in (["tok3"], ["tok0", "tok9", "tok3"], ["tok699", "tok21"]):
+        q = [t for t in query if t in own.vocab_dict]
+        np.testing.assert_allclose(saved.get_scores(q), own.get_scores(q), rtol=1e-6)
+
+
+def test_banded_save_without_chunks_or_tokens(tmp_path: Path) -> None:
+    assert save_bm25(tmp_path / "none", [], []) == 0
+    assert np.load(tmp_path / "none" / "ids.npy").shape == (0,)
+    empty = [np.zeros(0, dtype=np.int32)] * 3
+    assert save_bm25(tmp_path / "empty", zip("abc", empty), [(0, "x")]) == 3
+    ref = build_bm25_from_ids(empty, ["x"]).scores
+    saved = np.load(tmp_path / "empty" / "indptr.csc.index.npy")
+    assert np.array_equal(saved, ref["indptr"]) and saved.tolist() == [0, 0]
+    assert json.loads((tmp_path / "empty" / "vocab.index.json").read_text()) == {"": 0}
 
 
 def test_the_first_question_maps_the_saved_index(sample_index_copy: Path, embedder) -> None:
