@@ -106,3 +106,17 @@ def test_bundled_files_in_a_source_checkout() -> None:
     assert not (Path(resources.__file__).parent / "_data").exists()  # made by the build only
     with pytest.raises(KeyError, match="prompts, sample"):
         resources.bundled_dir("models")
+
+
+def test_no_function_in_the_packages_is_over_100_lines() -> None:
+    """A long function is split along its steps into named helpers."""
+    too_long = []
+    for pkg in ("assistant", "evals"):
+        for path in sorted((REPO_ROOT / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                    if lines > 100:
+                        rel = path.relative_to(REPO_ROOT)
+                        too_long.append(f"{rel}:{node.lineno} {node.name} ({lines} lines)")
+    assert not too_long, f"functions over 100 lines: {too_long}"
