@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from .cli_common import (
     add_common_args,
+    add_setting_flags,
     print_json,
     run_guarded,
     say_destination,
@@ -15,7 +16,6 @@ from .cli_common import (
     setup_logging,
     tqdm_progress,
 )
-from .models import preset_names
 from .text import strip_control
 
 __all__ = ["main", "ingest_main"]
@@ -42,13 +42,7 @@ def _ingest_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         action="store_true",
         help="delete the collection first and embed everything again",
     )
-    parser.add_argument(
-        "--chunk-size", type=int, help="chunk size in tokens (ASSISTANT_CHUNK_SIZE)"
-    )
-    parser.add_argument("--chunk-overlap", type=int, help="chunk overlap in tokens")
-    parser.add_argument(
-        "--embed-model", help="embedding model id or folder (ASSISTANT_EMBED_MODEL)"
-    )
+    add_setting_flags(parser, "ingest")
     parser.add_argument(
         "--ray",
         nargs="?",
@@ -67,12 +61,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
     from .ingest import ingest
 
     setup_logging(args.verbose, args.quiet or args.json)
-    settings = settings_from_args(
-        args,
-        chunk_size=args.chunk_size,
-        chunk_overlap=args.chunk_overlap,
-        embed_model=args.embed_model,
-    )
+    settings = settings_from_args(args, "index", "ingest")
     run = ingest
     if args.ray is not None:
         from functools import partial
@@ -114,31 +103,13 @@ def ingest_main(argv: Sequence[str] | None = None) -> int:
 
 # --- ask / chat / serve / info -------------------------------------------------------------
 def _llm_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("language model")
-    g.add_argument(
-        "--preset",
-        choices=preset_names(),
-        help="local model preset (ASSISTANT_LLM_PRESET)",
-    )
-    g.add_argument(
-        "--model-path", help="any GGUF file instead of a preset (ASSISTANT_LLM_MODEL_PATH)"
-    )
-    g.add_argument("--base-url", help="OpenAI-compatible server URL (ASSISTANT_OPENAI_BASE_URL)")
-    g.add_argument("--model", help="model name on that server (ASSISTANT_OPENAI_MODEL)")
-    g.add_argument("--top-k", type=int, help="papers given to the model (ASSISTANT_TOP_K)")
+    add_setting_flags(parser.add_argument_group("language model"), "llm")
 
 
 def _assistant_from_args(args: argparse.Namespace, *, announce: bool = True):  # -> Assistant
     from .assistant import Assistant
 
-    settings = settings_from_args(
-        args,
-        llm_preset=args.preset,
-        llm_model_path=args.model_path,
-        openai_base_url=args.base_url,
-        openai_model=args.model,
-        top_k=args.top_k,
-    )
+    settings = settings_from_args(args, "index", "llm")
     if announce:  # a base URL in the shell's environment must not go unnoticed
         say_destination(settings, args.base_url)
     return Assistant.from_settings(settings)

@@ -8,12 +8,19 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from .errors import AssistantError, InputError
+from .models import preset_names
 from .settings import Settings
 
 __all__ = [
+    "SETTING_FLAGS",
+    "SettingFlag",
+    "add_setting_flags",
+    "positive_int",
     "add_common_args",
     "settings_from_args",
     "setup_logging",
@@ -25,23 +32,94 @@ __all__ = [
 ]
 
 
+def positive_int(value: str) -> int:
+    """argparse type: a whole number of 1 or more."""
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
+    return n
+
+
+@dataclass(frozen=True)
+class SettingFlag:
+    """A command-line flag that sets one :class:`Settings` field (its help is the field's)."""
+
+    flag: str
+    field: str
+    argparse_kwargs: dict[str, Any] = dataclass_field(default_factory=dict)
+    """Extra arguments of ``add_argument``; a callable ``choices`` is called when added."""
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def add_to(self, parser: Any) -> None:
+        kwargs = dict(self.argparse_kwargs)
+        if callable(kwargs.get("choices")):
+            kwargs["choices"] = kwargs["choices"]()
+        info = Settings.model_fields[self.field]
+        kwargs.setdefault("type", _FLAG_TYPES.get(info.annotation))
+        where = f"ASSISTANT_{self.field.upper()}"
+        if info.default is not None and not info.default_factory:
+            where += f"; default {info.default}"
+        help_text = f"{info.description} ({where})".replace("%", "%%")  # argparse formats help
+        parser.add_argument(self.flag, dest=self.dest, help=help_text, **kwargs)
+
+
+_FLAG_TYPES: dict[Any, Any] = {int: int, float: float}
+"""Flags of number fields parse numbers; the rest are strings that Settings validates."""
+
+
+SETTING_FLAGS: dict[str, tuple[SettingFlag, ...]] = {
+    "index": (
+        SettingFlag("--index-dir", "index_dir"),
+        SettingFlag("--chroma-url", "chroma_url"),
+        SettingFlag("--collection", "collection"),
+    ),
+    "ingest": (
+        SettingFlag("--chunk-size", "chunk_size"),
+        SettingFlag("--chunk-overlap", "chunk_overlap"),
+        SettingFlag("--embed-model", "embed_model"),
+    ),
+    "llm": (
+        SettingFlag("--preset", "llm_preset", {"choices": preset_names}),
+        SettingFlag("--model-path", "llm_model_path"),
+        SettingFlag("--base-url", "openai_base_url"),
+        SettingFlag("--model", "openai_model"),
+        SettingFlag("--top-k", "top_k"),
+    ),
+    "eval": (
+        SettingFlag("--preset", "llm_preset", {"choices": preset_names}),
+        SettingFlag("--max-tokens", "max_tokens", {"type": positive_int}),
+    ),
+}
+"""The flags that mirror settings, by the parsers that take them (the one table of them)."""
+
+
+def add_setting_flags(parser: Any, *tables: str) -> None:
+    """Add the flags of ``SETTING_FLAGS[table]`` for each table to ``parser`` (or a group)."""
+    for table in tables:
+        for flag in SETTING_FLAGS[table]:
+            flag.add_to(parser)
+
+
 def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """The flags that mirror the most used settings (each also an ASSISTANT_ variable)."""
+    """The index flags (each also an ASSISTANT_ variable) and -v/-q."""
     g = parser.add_argument_group("index and models")
-    g.add_argument("--index-dir", help="folder of the on-disk index (ASSISTANT_INDEX_DIR)")
-    g.add_argument("--chroma-url", help="use a Chroma server instead (ASSISTANT_CHROMA_URL)")
-    g.add_argument("--collection", help="Chroma collection name (ASSISTANT_COLLECTION)")
+    add_setting_flags(g, "index")
     g.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
 
 
-def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
-    return Settings.load(
-        index_dir=getattr(args, "index_dir", None),
-        chroma_url=getattr(args, "chroma_url", None),
-        collection=getattr(args, "collection", None),
-        **extra,
-    )
+def settings_from_args(args: argparse.Namespace, *tables: str, **extra: Any) -> Settings:
+    """Settings from the environment and the flags of ``tables`` given in ``args``
+    (default: the index flags); ``extra`` sets more fields. Flags not given change nothing."""
+    values = {
+        flag.field: getattr(args, flag.dest, None)
+        for table in tables or ("index",)
+        for flag in SETTING_FLAGS[table]
+    }
+    return Settings.load(**values, **extra)
 
 
 def describe_destination(llm: Any, *, markdown: bool = False) -> str:

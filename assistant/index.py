@@ -235,6 +235,28 @@ def _short_source(path: str) -> str:
     return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
+class _OneCollection:
+    """The client of a collection handed to :class:`PaperIndex` alone (a llama-index
+    ChromaVectorStore's): Chroma has no public way from a collection to its client, and the
+    index asks a client only for its collection by name, or to delete it."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+
+    def get_collection(self, name: str, **_: Any) -> Any:
+        if name != self.collection.name:
+            from chromadb.errors import NotFoundError
+
+            raise NotFoundError(f"Collection [{name}] does not exist")
+        return self.collection
+
+    def delete_collection(self, name: str) -> None:
+        raise ConfigError(
+            f"cannot delete the collection {name!r}: it was handed in without its Chroma "
+            "client; open the index from its settings to rebuild it"
+        )
+
+
 class PaperIndex:
     """A Chroma collection of paper chunks with the embedder and chunking it was built with."""
 
@@ -244,7 +266,7 @@ class PaperIndex:
         self.settings = settings
         self._given = collection
         if client is None and collection is not None:
-            client = getattr(collection, "_client", None)
+            client = _OneCollection(collection)
         self.client = client if client is not None else open_chroma(settings)
         self._collection: Any | None = None
         self.lexical: Any | None = None
@@ -488,11 +510,7 @@ class PaperIndex:
                 res = col.get(where={"paper_id": {"$in": batch}}, include=["metadatas"])
             if not res["ids"]:
                 continue
-            metas = []
-            for meta in res["metadatas"]:
-                new = dict(meta)
-                new.update(updates[meta["paper_id"]])
-                metas.append(_refresh_node_content(new))
+            metas = [_with_metadata(meta, updates[meta["paper_id"]]) for meta in res["metadatas"]]
             with self._guard("update"):
                 col.update(ids=res["ids"], metadatas=metas)
 
@@ -520,19 +538,18 @@ def _fold_states(states: dict[str, PaperState], metas: Iterable[dict[str, Any]])
             st.present += 1
 
 
-def _refresh_node_content(meta: dict[str, Any]) -> dict[str, Any]:
-    """Keep llama-index's serialised node (``_node_content``) in step with edited metadata."""
-    raw = meta.get("_node_content")
-    if not raw:
-        return meta
-    try:
-        node = json.loads(raw)
-    except ValueError:
-        return meta
-    node_meta = node.get("metadata") or {}
-    for k, v in meta.items():
-        if not k.startswith("_") and k in node_meta:
-            node_meta[k] = v
-    node["metadata"] = node_meta
-    meta["_node_content"] = json.dumps(node)
-    return meta
+def _with_metadata(meta: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A chunk's stored metadata with ``changes`` applied.
+
+    A chunk written through llama-index (``write_chunks``) also holds the node it serialised
+    (``_node_content``): llama-index reads the node back, takes the changes and writes it
+    again, as its ChromaVectorStore does on add, so llama-index readers see them too.
+    """
+    if "_node_content" not in meta:
+        return {**meta, **changes}
+    from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
+
+    node = metadata_dict_to_node(meta)
+    node.metadata.update(changes)
+    new = node_to_metadata_dict(node, remove_text=True, flat_metadata=True)
+    return {k: "" if v is None else v for k, v in new.items()}  # as ChromaVectorStore.add

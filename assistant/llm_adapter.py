@@ -6,6 +6,7 @@ This module depends on :mod:`assistant.llm`, never the other way round.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .llm import ChatModel, Messages
@@ -35,14 +36,6 @@ def _adapter_class() -> type:
     from llama_index.core.llms import CustomLLM
     from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
     from pydantic import PrivateAttr
-
-    def to_dicts(messages: Any) -> Messages:
-        roles = {"system", "user", "assistant"}
-        out = []
-        for m in messages:
-            role = m.role.value if m.role.value in roles else "user"
-            out.append({"role": role, "content": m.content or ""})
-        return out
 
     class ChatModelLLM(CustomLLM):
         """A :class:`ChatModel` seen through llama-index's LLM interface."""
@@ -84,33 +77,45 @@ def _adapter_class() -> type:
         def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
             messages = [{"role": "user", "content": prompt}]
             args = self._args(kwargs)
-
-            def gen() -> Any:
-                text = ""
-                for piece in self._model.stream(messages, **args):
-                    text += piece
-                    yield CompletionResponse(text=text, delta=piece)
-
-            return gen()
+            return _accumulate(
+                lambda: self._model.stream(messages, **args),
+                lambda text, piece: CompletionResponse(text=text, delta=piece),
+            )
 
         @llm_chat_callback()
         def chat(self, messages: Any, **kwargs: Any) -> Any:
-            text = self._model.complete(to_dicts(messages), **self._args(kwargs))
+            text = self._model.complete(_to_dicts(messages), **self._args(kwargs))
             return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text))
 
         @llm_chat_callback()
         def stream_chat(self, messages: Any, **kwargs: Any) -> Any:
-            dicts = to_dicts(messages)
+            dicts = _to_dicts(messages)
             args = self._args(kwargs)
-
-            def gen() -> Any:
-                text = ""
-                for piece in self._model.stream(dicts, **args):
-                    text += piece
-                    yield ChatResponse(
-                        message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=piece
-                    )
-
-            return gen()
+            return _accumulate(
+                lambda: self._model.stream(dicts, **args),
+                lambda text, piece: ChatResponse(
+                    message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=piece
+                ),
+            )
 
     return ChatModelLLM
+
+
+def _to_dicts(messages: Any) -> Messages:
+    """llama-index chat messages as role/content dicts (other roles speak as the user)."""
+    roles = {"system", "user", "assistant"}
+    out = []
+    for m in messages:
+        role = m.role.value if m.role.value in roles else "user"
+        out.append({"role": role, "content": m.content or ""})
+    return out
+
+
+def _accumulate(
+    pieces: Callable[[], Iterator[str]], make: Callable[[str, str], Any]
+) -> Iterator[Any]:
+    """``make(text so far, piece)`` per streamed piece; the stream starts when first read."""
+    text = ""
+    for piece in pieces():
+        text += piece
+        yield make(text, piece)

@@ -149,10 +149,38 @@ def resolve_model_path(
         return check_gguf(model_path)
     if spec is None:
         spec = preset_info(preset)
-    packages: list[dict[str, Any]] = spec["packages"]
     expected = str(spec["sha256"]).lower()
     size = int(spec["size"])
+    found = _located_parts(preset, spec["packages"], locate)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the model cache folder {cache_dir} ({exc}); set "
+            "ASSISTANT_MODEL_CACHE_DIR to a writable folder"
+        ) from exc
 
+    stem = f"{preset}-{expected[:12]}.gguf"
+    sidecar = cache_dir / f"{stem}.sha256"
+    if len(found) == 1:
+        target = found[0]
+        if not _trusted(target, sidecar, expected, size):
+            logger.info("checking the sha256 of %s (%s)", target, _mb(size))
+            digest = _hash_file(target) if target.stat().st_size == size else "(wrong size)"
+            if digest != expected:
+                raise ModelMissingError(_mismatch(preset, spec, target, digest, expected))
+            _write_sidecar(sidecar, target, expected)
+        return target
+
+    target = cache_dir / stem
+    if not _trusted(target, sidecar, expected, size):
+        _assemble_checked(preset, spec, found, target, size)
+        _write_sidecar(sidecar, target, expected)
+    return target
+
+
+def _located_parts(preset: str, packages: list[dict[str, Any]], locate: Locator) -> list[Path]:
+    """The installed file of each package (ModelMissingError names the missing ones)."""
     found: list[Path] = []
     missing: list[dict[str, Any]] = []
     for package in packages:
@@ -167,48 +195,28 @@ def resolve_model_path(
             f"the {preset!r} model preset needs {len(missing)} package(s) that are not "
             f"installed: {names}. Install them with: {pip_command(missing)} ; {_ALTERNATIVES}"
         )
+    return found
 
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot create the model cache folder {cache_dir} ({exc}); set "
-            "ASSISTANT_MODEL_CACHE_DIR to a writable folder"
-        ) from exc
 
-    stem = f"{preset}-{expected[:12]}.gguf"
-    if len(found) == 1:
-        target = found[0]
-        sidecar = cache_dir / f"{stem}.sha256"
-        if _trusted(target, sidecar, expected, size):
-            return target
-        logger.info("checking the sha256 of %s (%s)", target, _mb(size))
-        digest = _hash_file(target) if target.stat().st_size == size else "(wrong size)"
-        if digest != expected:
-            raise ModelMissingError(_mismatch(preset, spec, target, digest, expected))
-        _write_sidecar(sidecar, target, expected)
-        return target
-
-    target = cache_dir / stem
-    sidecar = cache_dir / f"{stem}.sha256"
-    if _trusted(target, sidecar, expected, size):
-        return target
-    total = sum(p.stat().st_size for p in found)
+def _assemble_checked(
+    preset: str, spec: dict[str, Any], parts: list[Path], target: Path, size: int
+) -> None:
+    """Join ``parts`` into ``target`` once their sizes add up and the disk has room."""
+    expected = str(spec["sha256"]).lower()
+    total = sum(p.stat().st_size for p in parts)
     if total != size:
         raise ModelMissingError(
             _mismatch(
                 preset, spec, target, f"(parts add up to {total} bytes, not {size})", expected
             )
         )
-    free = shutil.disk_usage(cache_dir).free
+    free = shutil.disk_usage(target.parent).free
     if free < size:
         raise ConfigError(
-            f"assembling the {preset!r} model needs {_mb(size)} in {cache_dir}, only "
+            f"assembling the {preset!r} model needs {_mb(size)} in {target.parent}, only "
             f"{_mb(free)} is free; set ASSISTANT_MODEL_CACHE_DIR to a folder with more space"
         )
-    _assemble(preset, spec, found, target, expected)
-    _write_sidecar(sidecar, target, expected)
-    return target
+    _assemble(preset, spec, parts, target, expected)
 
 
 def _assemble(

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense vectors (Chroma via llama-index) plus BM25 (bm25s), fused by RRF.
+"""Hybrid retrieval: dense vectors (a Chroma query) plus BM25 (bm25s), fused by RRF.
 
 Chunks are folded into papers (one paper, one source number). BM25 finds exact names and
 acronyms ("HAWQ", "GaSNet-II") that a small dense model can miss; dense vectors find
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -109,17 +108,6 @@ class HybridRetriever:
         self.embedder = embedder
         self.reranker = reranker
         self._lexical = LexicalReader(LexicalIndex.for_settings(settings))
-        self._store: Any = None
-        self._lock = threading.Lock()
-
-    @property
-    def vector_store(self) -> Any:
-        with self._lock:
-            if self._store is None:
-                from llama_index.vector_stores.chroma import ChromaVectorStore
-
-                self._store = ChromaVectorStore(chroma_collection=self.index.collection)
-            return self._store
 
     def lexical(self) -> LexicalSnapshot | None:
         """The BM25 index ingest saved (memory-mapped), or None: then retrieval is dense only."""

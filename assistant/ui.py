@@ -327,30 +327,61 @@ def build_app(
     import gradio as gr
 
     if concurrency is None:
-        try:
-            concurrency = assistant.llm.max_concurrency
-        except AssistantError as exc:  # shown again, readably, on the first question
-            log.warning("cannot load the LLM yet: %s", exc)
-            concurrency = 1
+        concurrency = _llm_concurrency(assistant)
     files = _source_files(assistant)
     info = _read_info(assistant)
     if examples is None:
         examples = _default_examples(files)
     export_dir = Path(tempfile.mkdtemp(prefix="paper-assistant-ui-"))
     top_k_default = max(1, min(10, assistant.settings.top_k))
+    with gr.Blocks(title=title, analytics_enabled=False, fill_height=True) as app:
+        answers_state = gr.State([])
+        search = _sidebar(files, top_k_default, info)
+        chatbot, question, clear, download = _chat_panel(title, examples, info)
+        _wire_events(
+            _responder(assistant, export_dir),
+            chatbot=chatbot,
+            question=question,
+            clear=clear,
+            download=download,
+            answers_state=answers_state,
+            search=search,
+        )
+    app.queue(default_concurrency_limit=max(1, int(concurrency)))
+    return app
 
-    def add_question(question: str, chat: list[dict[str, Any]] | None) -> tuple[Any, ...]:
-        """Show the question at once (no queue), then :func:`respond` answers it."""
-        question = " ".join((question or "").split())
-        chat = list(chat or [])
-        if not question:
-            return gr.update(), chat, ""
-        chat += [
-            {"role": "user", "content": question},
-            {"role": "assistant", "content": PENDING_HTML},
-        ]
-        busy = gr.Textbox(value="", interactive=False, submit_btn=False, stop_btn=True)
-        return busy, chat, question
+
+def _llm_concurrency(assistant: "Assistant") -> int:
+    """How many questions the LLM says it can take at once (1 when it cannot load yet)."""
+    try:
+        return assistant.llm.max_concurrency
+    except AssistantError as exc:  # shown again, readably, on the first question
+        log.warning("cannot load the LLM yet: %s", exc)
+        return 1
+
+
+def add_question(question: str, chat: list[dict[str, Any]] | None) -> tuple[Any, ...]:
+    """Show the question at once (no queue), then the responder answers it.
+
+    (The handlers keep their names: Gradio names its endpoints after them.)
+    """
+    import gradio as gr
+
+    question = " ".join((question or "").split())
+    chat = list(chat or [])
+    if not question:
+        return gr.update(), chat, ""
+    chat += [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": PENDING_HTML},
+    ]
+    busy = gr.Textbox(value="", interactive=False, submit_btn=False, stop_btn=True)
+    return busy, chat, question
+
+
+def _responder(assistant: "Assistant", export_dir: Path) -> Any:
+    """The queued handler that streams ``assistant``'s answer into the chat."""
+    import gradio as gr
 
     def respond(
         question: str,
@@ -395,120 +426,140 @@ def build_app(
             if close is not None:
                 close()
 
-    def ready(chat: list[dict[str, Any]] | None) -> tuple[Any, ...]:
-        """Re-enable the question box; an answer cut short by Stop says so."""
-        chat = list(chat or [])
-        if chat and chat[-1].get("role") == "assistant":
-            text = _message_text(chat[-1])
-            if text == PENDING_HTML or text.endswith(CURSOR.strip()):
-                partial = "" if text == PENDING_HTML else text.rstrip(CURSOR).rstrip()
-                chat[-1] = {"role": "assistant", "content": partial + STOPPED_HTML}
-        return gr.Textbox(interactive=True, submit_btn=True, stop_btn=False), chat
+    return respond
 
-    def pick_example(evt: gr.SelectData) -> str:
-        value = evt.value
-        return str(value.get("text", "") if isinstance(value, dict) else value)
 
-    def new_chat() -> tuple[Any, ...]:
-        return (
-            [],
-            [],
-            gr.Textbox(value="", interactive=True, submit_btn=True, stop_btn=False),
-            gr.DownloadButton(value=None, interactive=False),
-        )
+def ready(chat: list[dict[str, Any]] | None) -> tuple[Any, ...]:
+    """Re-enable the question box; an answer cut short by Stop says so."""
+    import gradio as gr
+
+    chat = list(chat or [])
+    if chat and chat[-1].get("role") == "assistant":
+        text = _message_text(chat[-1])
+        if text == PENDING_HTML or text.endswith(CURSOR.strip()):
+            partial = "" if text == PENDING_HTML else text.rstrip(CURSOR).rstrip()
+            chat[-1] = {"role": "assistant", "content": partial + STOPPED_HTML}
+    return gr.Textbox(interactive=True, submit_btn=True, stop_btn=False), chat
+
+
+def new_chat() -> tuple[Any, ...]:
+    import gradio as gr
+
+    return (
+        [],
+        [],
+        gr.Textbox(value="", interactive=True, submit_btn=True, stop_btn=False),
+        gr.DownloadButton(value=None, interactive=False),
+    )
+
+
+def _sidebar(files: Sequence[str], top_k_default: int, info: dict[str, Any]) -> list[Any]:
+    """The search settings: [top_k, date_from, date_to, source] (the responder's inputs)."""
+    import gradio as gr
+
+    with gr.Sidebar(label="Settings", open=True, width=330):
+        gr.Markdown("### Search")
+        top_k = gr.Slider(
+            1, 10, value=top_k_default, step=1, label="Sources per answer",
+            info="How many papers the model reads",
+        )  # fmt: skip
+        with gr.Group():
+            date_from = gr.Textbox(label="Published from", placeholder="YYYY-MM-DD", max_lines=1)
+            date_to = gr.Textbox(label="Published until", placeholder="YYYY-MM-DD", max_lines=1)
+            source = gr.Dropdown(
+                [ALL_FILES, *files], value=ALL_FILES, label="Source file", filterable=True
+            )
+        gr.Markdown(_info_markdown(info), elem_id="pa-info")
+    return [top_k, date_from, date_to, source]
+
+
+def _chat_panel(title: str, examples: Sequence[str], info: dict[str, Any]) -> tuple[Any, ...]:
+    """The header, chat, question box and buttons: (chatbot, question, clear, download)."""
+    import gradio as gr
 
     placeholder = (
         f"### Ask about the papers\n{_papers_phrase(info)}"
         "Every statement in an answer cites the abstract it comes from; "
         "what no abstract supports is marked *unverified*."
     )
-    with gr.Blocks(title=title, analytics_enabled=False, fill_height=True) as app:
-        answers_state = gr.State([])
-        with gr.Sidebar(label="Settings", open=True, width=330):
-            gr.Markdown("### Search")
-            top_k = gr.Slider(
-                1, 10, value=top_k_default, step=1, label="Sources per answer",
-                info="How many papers the model reads",
-            )  # fmt: skip
-            with gr.Group():
-                date_from = gr.Textbox(
-                    label="Published from", placeholder="YYYY-MM-DD", max_lines=1
-                )
-                date_to = gr.Textbox(label="Published until", placeholder="YYYY-MM-DD", max_lines=1)
-                source = gr.Dropdown(
-                    [ALL_FILES, *files], value=ALL_FILES, label="Source file", filterable=True
-                )
-            gr.Markdown(_info_markdown(info), elem_id="pa-info")
-        with gr.Row(elem_id="pa-header"):
-            gr.Markdown(
-                f"# {_esc(title)}\nQuestions answered from the indexed abstracts, "
-                "with checked citations."
-            )
-        chatbot = gr.Chatbot(
-            elem_id="pa-chat",
-            show_label=False,
-            scale=1,
-            height=None,
-            min_height=420,
-            buttons=["copy", "copy_all"],
-            placeholder=placeholder,
-            examples=[{"text": q} for q in examples] or None,
-            feedback_options=None,
-            group_consecutive_messages=False,
-            layout="bubble",
+    with gr.Row(elem_id="pa-header"):
+        gr.Markdown(
+            f"# {_esc(title)}\nQuestions answered from the indexed abstracts, "
+            "with checked citations."
         )
-        question = gr.Textbox(
-            show_label=False,
-            placeholder="Ask a question about the papers…",
-            submit_btn=True,
-            stop_btn=False,
-            max_lines=6,
-            autofocus=True,
-            elem_id="pa-question",
+    chatbot = gr.Chatbot(
+        elem_id="pa-chat",
+        show_label=False,
+        scale=1,
+        height=None,
+        min_height=420,
+        buttons=["copy", "copy_all"],
+        placeholder=placeholder,
+        examples=[{"text": q} for q in examples] or None,
+        feedback_options=None,
+        group_consecutive_messages=False,
+        layout="bubble",
+    )
+    question = gr.Textbox(
+        show_label=False,
+        placeholder="Ask a question about the papers…",
+        submit_btn=True,
+        stop_btn=False,
+        max_lines=6,
+        autofocus=True,
+        elem_id="pa-question",
+    )
+    with gr.Row():
+        clear = gr.Button("New chat", variant="secondary", size="sm", elem_id="pa-new-chat")
+        download = gr.DownloadButton(
+            "Download Markdown", value=None, interactive=False, size="sm", elem_id="pa-download"
         )
-        with gr.Row():
-            clear = gr.Button("New chat", variant="secondary", size="sm", elem_id="pa-new-chat")
-            download = gr.DownloadButton(
-                "Download Markdown", value=None, interactive=False, size="sm", elem_id="pa-download"
-            )
+    return chatbot, question, clear, download
 
-        pending = gr.State("")
-        hidden: dict[str, Any] = {"api_visibility": "undocumented"}
-        ask_inputs = [pending, chatbot, answers_state, top_k, date_from, date_to, source]
-        ask_outputs = [chatbot, answers_state, download]
-        answering = []
-        for trigger in (
-            question.submit(
-                add_question,
-                [question, chatbot],
-                [question, chatbot, pending],
-                queue=False,
-                **hidden,
-            ),
-            chatbot.example_select(pick_example, None, question, queue=False, **hidden).then(
-                add_question,
-                [question, chatbot],
-                [question, chatbot, pending],
-                queue=False,
-                **hidden,
-            ),
-        ):
-            event = trigger.then(respond, ask_inputs, ask_outputs, show_progress="hidden", **hidden)
-            event.then(ready, chatbot, [question, chatbot], queue=False, **hidden)
-            answering.append(event)
-        question.stop(None, None, None, cancels=answering, **hidden)
-        # "New chat" and the chat's own trash button both forget the conversation.
-        for reset in (clear.click, chatbot.clear):
-            reset(
-                new_chat,
-                None,
-                [chatbot, answers_state, question, download],
-                cancels=answering,
-                queue=False,
-                **hidden,
-            )
-    app.queue(default_concurrency_limit=max(1, int(concurrency)))
-    return app
+
+def _wire_events(
+    respond: Any,
+    *,
+    chatbot: Any,
+    question: Any,
+    clear: Any,
+    download: Any,
+    answers_state: Any,
+    search: list[Any],
+) -> None:
+    """Ask (by Enter or an example), stop, and start a new chat."""
+    import gradio as gr
+
+    def pick_example(evt: gr.SelectData) -> str:  # Gradio reads the annotation at run time
+        value = evt.value
+        return str(value.get("text", "") if isinstance(value, dict) else value)
+
+    pending = gr.State("")
+    hidden: dict[str, Any] = {"api_visibility": "undocumented"}
+    ask_inputs = [pending, chatbot, answers_state, *search]
+    ask_outputs = [chatbot, answers_state, download]
+    add = dict(fn=add_question, inputs=[question, chatbot], outputs=[question, chatbot, pending])
+    answering = []
+    for trigger in (
+        question.submit(**add, queue=False, **hidden),
+        chatbot.example_select(pick_example, None, question, queue=False, **hidden).then(
+            **add, queue=False, **hidden
+        ),
+    ):
+        event = trigger.then(respond, ask_inputs, ask_outputs, show_progress="hidden", **hidden)
+        event.then(ready, chatbot, [question, chatbot], queue=False, **hidden)
+        answering.append(event)
+    question.stop(None, None, None, cancels=answering, **hidden)
+    # "New chat" and the chat's own trash button both forget the conversation.
+    for reset in (clear.click, chatbot.clear):
+        reset(
+            new_chat,
+            None,
+            [chatbot, answers_state, question, download],
+            cancels=answering,
+            queue=False,
+            **hidden,
+        )
 
 
 def _papers_phrase(info: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 
 from assistant.citations import (
     AnswerSentence,
+    AnswerUnit,
     claim_numbers,
     is_filler,
     is_refusal,
@@ -286,10 +287,34 @@ def verify_answer(
             f"threshold must be within 0..1, got {threshold}; set ASSISTANT_SUPPORT_THRESHOLD"
         )
     numbers = _source_numbers(sources)
-    by_number = dict(zip(numbers, sources, strict=True))
-    col = {n: j for j, n in enumerate(numbers)}
     units = parse_answer(raw_text or "", numbers)
+    claims = _claims(units)
+    views = _views(sources)
+    scores, units_of, best_unit = _score_matrix([c.text for c in claims], views, embed)
+    for i, s in enumerate(claims):
+        s.keep = _kept_citations(s, scores[i], numbers, threshold)
+        s.score = float(scores[i].max()) if len(scores[i]) else 0.0
+        s.supported = bool(s.keep)
 
+    if not any(s.supported for s in claims):
+        log.debug("verify: no supported sentence (%d claims)", len(claims))
+        return _unanswerable(units, claims)
+
+    cited = _Renumbering(numbers, views, scores, units_of, best_unit)
+    text, checks = _rewrite(units, cited, drop_unsupported)
+    citations = cited.citations(dict(zip(numbers, sources, strict=True)))
+    log.debug(
+        "verify: %d claims, %d supported, %d cited papers in %.3fs",
+        len(claims),
+        sum(s.supported for s in claims),
+        len(citations),
+        time.perf_counter() - t0,
+    )
+    return Verified(text=text, citations=citations, sentences=checks, answerable=True)
+
+
+def _claims(units: list[AnswerUnit]) -> list[AnswerSentence]:
+    """Mark refusals and filler; number and return the sentences that make a claim."""
     claims: list[AnswerSentence] = []
     for unit in units:
         for s in unit.sentences:
@@ -300,41 +325,96 @@ def verify_answer(
             else:
                 s.index = len(claims)
                 claims.append(s)
+    return claims
 
-    views = _views(sources)
-    scores, units_of, best_unit = _score_matrix([c.text for c in claims], views, embed)
-    for i, s in enumerate(claims):
-        row = scores[i]
-        kept = [n for n in s.model_cites if row[col[n]] >= threshold]
-        if not kept and len(row):
-            order = np.argsort(-row, kind="stable")
-            best = int(order[0])
-            if row[best] >= threshold:
-                kept = [numbers[best]]
-                if len(order) > 1:
-                    second = int(order[1])
-                    if (
-                        row[second] >= threshold
-                        and row[best] - row[second] <= SECOND_CITATION_MARGIN
-                    ):
-                        kept.append(numbers[second])
-        s.keep = kept
-        s.score = float(row.max()) if len(row) else 0.0
-        s.supported = bool(kept)
 
+def _kept_citations(
+    s: AnswerSentence, row: np.ndarray, numbers: list[int], threshold: float
+) -> list[int]:
+    """The model's citations the row supports, else the best source (and a close second)."""
+    col = {n: j for j, n in enumerate(numbers)}
+    kept = [n for n in s.model_cites if row[col[n]] >= threshold]
+    if not kept and len(row):
+        order = np.argsort(-row, kind="stable")
+        best = int(order[0])
+        if row[best] >= threshold:
+            kept = [numbers[best]]
+            if len(order) > 1:
+                second = int(order[1])
+                if row[second] >= threshold and row[best] - row[second] <= SECOND_CITATION_MARGIN:
+                    kept.append(numbers[second])
+    return kept
+
+
+def _unanswerable(units: list[AnswerUnit], claims: list[AnswerSentence]) -> Verified:
+    """No sentence is supported: the no-answer text (with a lone refusal's short reason)."""
     refusals = [s for u in units for s in u.sentences if s.kind == "refusal"]
-    answerable = any(s.supported for s in claims)
-    if not answerable:
-        text = NO_ANSWER_TEXT
-        if len(refusals) == 1 and not claims and short_reason(refusals[0].text):
-            text = f"{NO_ANSWER_TEXT} {refusals[0].text}"
-        checks = [SentenceCheck(s.text, False, [], s.score, list(s.model_cites)) for s in claims]
-        log.debug("verify: no supported sentence (%d claims)", len(claims))
-        return Verified(text=text, citations=[], sentences=checks, answerable=False)
+    text = NO_ANSWER_TEXT
+    if len(refusals) == 1 and not claims and short_reason(refusals[0].text):
+        text = f"{NO_ANSWER_TEXT} {refusals[0].text}"
+    checks = [SentenceCheck(s.text, False, [], s.score, list(s.model_cites)) for s in claims]
+    return Verified(text=text, citations=[], sentences=checks, answerable=False)
 
-    final: dict[int, int] = {}  # prompt number -> answer number
-    best_for: dict[int, tuple[float, str]] = {}
-    said_for: dict[int, list[str]] = {}  # prompt number -> supporting abstract sentences
+
+class _Renumbering:
+    """Answer numbers for the cited sources, in order of first citation, with their evidence."""
+
+    def __init__(
+        self,
+        numbers: list[int],
+        views: list[_SourceView],
+        scores: np.ndarray,
+        units_of: list[list[str]],
+        best_unit: np.ndarray,
+    ) -> None:
+        self.col = {n: j for j, n in enumerate(numbers)}
+        self.views, self.scores, self.units_of, self.best_unit = views, scores, units_of, best_unit
+        self.final: dict[int, int] = {}  # prompt number -> answer number
+        self.best_for: dict[int, tuple[float, str]] = {}
+        self.said_for: dict[int, list[str]] = {}  # prompt number -> supporting sentences
+
+    def cite(self, s: AnswerSentence) -> list[int]:
+        """The answer numbers of ``s``'s kept sources (numbering new ones)."""
+        mine: list[int] = []
+        for n in s.keep:
+            self.final.setdefault(n, len(self.final) + 1)
+            if self.final[n] not in mine:
+                mine.append(self.final[n])
+            j = self.col[n]
+            sc = float(self.scores[s.index, j])
+            unit_text = self.units_of[j][int(self.best_unit[s.index, j])]
+            if n not in self.best_for or sc > self.best_for[n][0]:
+                self.best_for[n] = (sc, unit_text)
+            if unit_text != self.views[j].title:
+                self.said_for.setdefault(n, []).append(unit_text)
+        return mine
+
+    def citations(self, by_number: dict[int, Source]) -> list[Citation]:
+        out = []
+        for n, m in sorted(self.final.items(), key=lambda kv: kv[1]):
+            src = by_number[n]
+            score, snippet = self.best_for[n]
+            order = {x: k for k, x in enumerate(self.views[self.col[n]].sentences)}
+            said = sorted(set(self.said_for.get(n, [])), key=lambda x: order.get(x, len(order)))
+            out.append(
+                Citation(
+                    number=m,
+                    paper_id=src.paper_id,
+                    title=src.title,
+                    url=src.url,
+                    snippet=snippet,
+                    score=round(score, 4),
+                    abstract=src.abstract,
+                    evidence=said,
+                )
+            )
+        return out
+
+
+def _rewrite(
+    units: list[AnswerUnit], cited: _Renumbering, drop_unsupported: bool
+) -> tuple[str, list[SentenceCheck]]:
+    """The answer text with the new citation marks, and one check per claim."""
     checks: list[SentenceCheck] = []
     pieces: list[str] = []
     for unit in units:
@@ -352,47 +432,9 @@ def verify_answer(
                 if not drop_unsupported:
                     out.append(place_marks(s.text, UNSUPPORTED_MARK))
                 continue
-            mine: list[int] = []
-            for n in s.keep:
-                final.setdefault(n, len(final) + 1)
-                if final[n] not in mine:
-                    mine.append(final[n])
-                j = col[n]
-                sc = float(scores[s.index, j])
-                unit_text = units_of[j][int(best_unit[s.index, j])]
-                if n not in best_for or sc > best_for[n][0]:
-                    best_for[n] = (sc, unit_text)
-                if unit_text != views[j].title:
-                    said_for.setdefault(n, []).append(unit_text)
+            mine = cited.cite(s)
             checks.append(SentenceCheck(s.text, True, mine, s.score, list(s.model_cites)))
             out.append(place_marks(s.text, "".join(f"[{m}]" for m in mine)))
         if out:
             pieces.append(unit.gap_before + unit.prefix + " ".join(out))
-    text = "".join(pieces).strip("\n")
-
-    citations = []
-    for n, m in sorted(final.items(), key=lambda kv: kv[1]):
-        src = by_number[n]
-        score, snippet = best_for[n]
-        order = {x: k for k, x in enumerate(views[col[n]].sentences)}
-        said = sorted(set(said_for.get(n, [])), key=lambda x: order.get(x, len(order)))
-        citations.append(
-            Citation(
-                number=m,
-                paper_id=src.paper_id,
-                title=src.title,
-                url=src.url,
-                snippet=snippet,
-                score=round(score, 4),
-                abstract=src.abstract,
-                evidence=said,
-            )
-        )
-    log.debug(
-        "verify: %d claims, %d supported, %d cited papers in %.3fs",
-        len(claims),
-        sum(s.supported for s in claims),
-        len(citations),
-        time.perf_counter() - t0,
-    )
-    return Verified(text=text, citations=citations, sentences=checks, answerable=True)
+    return "".join(pieces).strip("\n"), checks

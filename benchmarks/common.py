@@ -138,6 +138,7 @@ def run_child(
     name: str,
     timeout: float | None = None,
     capture_log: bool = False,
+    cwd: Path | None = None,
 ) -> dict[str, Any]:
     """Run ``python script *args --result FILE`` in a fresh process and measure it.
 
@@ -149,7 +150,8 @@ def run_child(
     whole child: start, imports, work) and ``loadavg_1min_before``. With ``capture_log`` the
     child's output goes to a file in ``work`` (its end is quoted when the step fails), else
     to this process's stderr. The child is killed on a timeout, Ctrl-C or SIGTERM (see
-    :func:`exit_on_sigterm`). Raises :class:`StepFailed`.
+    :func:`exit_on_sigterm`). ``cwd`` is the child's working folder (default: this one's).
+    Raises :class:`StepFailed`.
     """
     stamp = time.monotonic_ns()
     result = work / f"{name}-{stamp}.json"
@@ -160,7 +162,11 @@ def run_child(
     t0 = time.perf_counter()
     with open(log_path, "wb") if log_path else contextlib.nullcontext() as log_file:
         proc = subprocess.Popen(
-            cmd, stdout=log_file, stderr=subprocess.STDOUT if log_file else None, env=child_env()
+            cmd,
+            stdout=log_file,
+            stderr=subprocess.STDOUT if log_file else None,
+            env=child_env(),
+            cwd=cwd,
         )
         status, usage = _wait(proc, name, timeout)
     wall = time.perf_counter() - t0

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -43,7 +42,7 @@ REPO_ROOT = HERE.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.common import child_env  # noqa: E402
+from benchmarks import common  # noqa: E402
 from benchmarks.scale_steps import STEPS, pct  # noqa: E402
 
 if __name__ == "__main__" and "--code" in sys.argv:  # a child running another checkout's code:
@@ -59,24 +58,12 @@ def _log(msg: str) -> None:
 
 
 def run_child(step: str, params: dict[str, Any], work: Path, code: Path | None = None) -> dict:
-    """One step in a fresh process (niced); adds its peak RSS (``ru_maxrss`` from ``wait4``)."""
-    result = work / f"{step}-{time.monotonic_ns()}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--step", step]
-    cmd += ["--params", json.dumps(params), "--result", str(result)]
+    """One step of this script in a fresh process (:func:`benchmarks.common.run_child`: its
+    peak RSS, process time and load before), with ``code`` the checkout it imports."""
+    args = ["--step", step, "--params", json.dumps(params)]
     if code is not None:
-        cmd += ["--code", str(code)]
-    load = os.getloadavg()[0]
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=child_env(), cwd=str(code or REPO_ROOT))
-    _, status, usage = os.wait4(proc.pid, 0)
-    code_ = os.waitstatus_to_exitcode(status)
-    if code_ != 0 or not result.is_file():
-        raise RuntimeError(f"step {step} failed (exit {code_}): {' '.join(cmd)[:300]}")
-    out = json.loads(result.read_text())
-    out["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
-    out["process_s"] = round(time.perf_counter() - t, 2)
-    out["loadavg_1min_before"] = round(load, 2)
-    return out
+        args += ["--code", str(code)]
+    return common.run_child(Path(__file__).resolve(), args, work, name=step, cwd=code or REPO_ROOT)
 
 
 def export_baseline(rev: str, work: Path) -> Path:

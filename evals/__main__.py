@@ -16,18 +16,19 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from assistant.cli_common import print_json, run_guarded, setup_logging, tqdm_progress
+from assistant.cli_common import (
+    add_setting_flags,
+    positive_int,
+    print_json,
+    run_guarded,
+    settings_from_args,
+    setup_logging,
+    tqdm_progress,
+)
 from assistant.models import preset_names
 from assistant.settings import Settings
 
 DEFAULT_OUT_ROOT = Path("out") / "evals"
-
-
-def _positive(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
-    return n
 
 
 def _count(value: str) -> int:
@@ -47,23 +48,16 @@ def _parser() -> argparse.ArgumentParser:
         choices=["sample", "scifact"],
         help="dataset to run (repeat for several; default: both)",
     )
-    run.add_argument("--limit", type=_positive, help="at most N cases per dataset (types mixed)")
+    run.add_argument("--limit", type=positive_int, help="at most N cases per dataset (types mixed)")
     run.add_argument(
         "--judge", choices=["local", "openai"], default="local",
         help="entailment judge: the local GGUF model, or the OpenAI-compatible server of the "
         "settings (ASSISTANT_OPENAI_BASE_URL / _MODEL / _API_KEY)",
     )  # fmt: skip
-    run.add_argument(
-        "--preset", choices=preset_names(),
-        help="local model preset for the assistant (default: ASSISTANT_LLM_PRESET, else base)",
-    )  # fmt: skip
+    add_setting_flags(run, "eval")  # --preset, --max-tokens
     run.add_argument(
         "--judge-preset", choices=preset_names(),
         help="local model preset for the judge (default: the assistant's preset)",
-    )  # fmt: skip
-    run.add_argument(
-        "--max-tokens", type=_positive,
-        help="most tokens per answer (ASSISTANT_MAX_TOKENS; default 320)",
     )  # fmt: skip
     run.add_argument("--out", type=Path, help="output folder (default out/evals/<timestamp>)")
     run.add_argument(
@@ -99,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         help="fit the verifier's weights on half the judge pairs, measure them on the other half",
     )
     fit.add_argument("--no-scifact", action="store_true", help="fit on the judge pairs alone")
-    fit.add_argument("--scifact-limit", type=_positive, help="use the first N SciFact claims")
+    fit.add_argument("--scifact-limit", type=positive_int, help="use the first N SciFact claims")
     fit.add_argument(
         "--judge-weight", type=float, default=5.0,
         help="weight of a judge pair against a SciFact pair (default 5)",
@@ -116,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     from .report import summary, write_report
     from .runner import RunConfig, run_eval
 
-    settings = Settings.load(llm_preset=args.preset, max_tokens=args.max_tokens)
+    settings = settings_from_args(args, "eval")
     if args.out is not None:
         out_dir, cache_dir = args.out, args.cache_dir or args.out / "cache"
     else:

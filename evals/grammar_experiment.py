@@ -17,13 +17,12 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from assistant.assistant import Assistant
 from assistant.citations import parse_answer
-from assistant.llm import LocalChatModel, Messages
+from assistant.llm import LocalChatModel
 from assistant.settings import Settings
 from assistant.types import Answer
 
@@ -41,33 +40,10 @@ word ::= [^ \n\[\]]+
 class GrammarChatModel(LocalChatModel):
     """The local model, sampling under :data:`GRAMMAR`."""
 
-    def stream(
-        self,
-        messages: Messages,
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-    ) -> Iterator[str]:
+    def _sampling_args(self) -> dict[str, Any]:
         from llama_cpp import LlamaGrammar
 
-        llm = self.llama
-        with self._generating():
-            chunks = llm.create_chat_completion(
-                messages=messages,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                stop=stop,
-                stream=True,
-                grammar=LlamaGrammar.from_string(GRAMMAR, verbose=False),
-            )
-            try:
-                for chunk in chunks:
-                    piece = chunk["choices"][0]["delta"].get("content")
-                    if piece:
-                        yield piece
-            finally:
-                chunks.close()
+        return {"grammar": LlamaGrammar.from_string(GRAMMAR, verbose=False)}
 
 
 def _cited_share(raw: str, n_sources: int) -> float:

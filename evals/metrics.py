@@ -268,19 +268,9 @@ def citation_scores(
         if not memo(PASSAGE_SEPARATOR.join(refs), sentence.text):
             continue  # unsupported: its citations all count as imprecise
         n_supported += 1
-        if len(refs) == 1:
-            n_relevant += 1
-            continue
-        for ref in refs:
-            if memo(ref, sentence.text):  # condition (a) fails: relevant
-                n_relevant += 1
-                continue
-            others = list(refs)
-            others.remove(ref)  # ALCE: subset_exclude.remove(psgs_id)
-            if memo(PASSAGE_SEPARATOR.join(others), sentence.text):
-                n_irrelevant += 1  # (a) and (b): removing it changes nothing
-            else:
-                n_relevant += 1
+        relevant, irrelevant = _relevance(refs, sentence.text, memo)
+        n_relevant += relevant
+        n_irrelevant += irrelevant
     n_sentences = len(sentences)
     if n_sentences == 0:
         recall = precision = NAN
@@ -304,6 +294,24 @@ def citation_scores(
         n_irrelevant_citations=n_irrelevant,
         judge_calls=memo.calls,
     )
+
+
+def _relevance(refs: list[str], text: str, memo: _MemoJudge) -> tuple[int, int]:
+    """(relevant, irrelevant) citations of a supported sentence; see :func:`citation_scores`."""
+    if len(refs) == 1:
+        return 1, 0
+    relevant = irrelevant = 0
+    for ref in refs:
+        if memo(ref, text):  # condition (a) fails: relevant
+            relevant += 1
+            continue
+        others = list(refs)
+        others.remove(ref)  # ALCE: subset_exclude.remove(psgs_id)
+        if memo(PASSAGE_SEPARATOR.join(others), text):
+            irrelevant += 1  # (a) and (b): removing it changes nothing
+        else:
+            relevant += 1
+    return relevant, irrelevant
 
 
 def citation_recall(sentences: Sequence[CitedSentence], judge: Judge) -> float:

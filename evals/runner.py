@@ -33,7 +33,7 @@ from assistant.embeddings import Embedder, load_embedder
 from assistant.errors import AssistantError, InputError, LLMUnavailableError
 from assistant.ingest import ingest_papers
 from assistant.llm import ChatModel, chat_model_from_settings
-from assistant.readers import default_sample_paths, read_paths
+from assistant.readers import ReadResult, default_sample_paths, read_paths
 from assistant.settings import Settings
 from assistant.text import title_key
 from assistant.types import Answer
@@ -400,45 +400,8 @@ def _run_scifact(
     for row in all_claims:
         gold = row["gold_ctx"][0]
         abstracts.setdefault(title_key(gold["title"]), (gold["title"], gold["text"]))
-    jsonl = run.config.out_dir / "scifact_abstracts.jsonl"
-    with jsonl.open("w", encoding="utf-8") as fh:
-        for title, text in abstracts.values():
-            fh.write(json.dumps({"title": title, "abstract": text}, ensure_ascii=False) + "\n")
-    settings = run.settings.model_copy(
-        update={
-            "index_dir": run.config.cache_dir / f"scifact-index-{_fingerprint(run.settings)}",
-            "collection": "scifact",
-        }
-    )
-    started = time.perf_counter()
-    read = read_paths([jsonl])
-    if len(read.papers) != len(abstracts):
-        logger.warning("scifact: %d abstracts read of %d", len(read.papers), len(abstracts))
-    ingest_papers(read, settings, embedder=run.embedder)
-    run.indexes["scifact"] = f"{settings.describe_index()} ({settings.collection})"
-    run.timed("scifact_index", started)
-    assistant = Assistant(settings, llm=run.llm, embed_model=run.embedder)
-    baseline = (
-        Baseline(settings, llm=run.llm, embedder=run.embedder) if run.config.baseline else None
-    )
-
-    started = time.perf_counter()
-    outputs: list[dict[str, _Output]] = []
-    for row in claims:
-        claim, res = row["input"], {}
-        t = time.perf_counter()
-        res["assistant"] = _Output(
-            ranked=[title_key(s.title) for s in assistant.retrieve(claim, top_k=RANK_K)]
-        )
-        res["assistant"].latency = time.perf_counter() - t
-        if baseline is not None:
-            t = time.perf_counter()
-            res["baseline"] = _Output(
-                ranked=[title_key(r.title) for r in baseline.retrieve(claim, top_k=RANK_K)]
-            )
-            res["baseline"].latency = time.perf_counter() - t
-        outputs.append(res)
-    run.timed("scifact_retrieval", started)
+    settings = _scifact_index(run, abstracts)
+    outputs = _scifact_retrieve(run, settings, claims)
 
     def premise_of(out: _Output) -> str | None:
         top = out.ranked[0] if out.ranked else None
@@ -491,6 +454,56 @@ def _run_scifact(
     return records
 
 
+def _scifact_index(run: _Run, abstracts: dict[str, tuple[str, str]]) -> Settings:
+    """Index the claims' gold abstracts (cached by settings); the settings that read it."""
+    jsonl = run.config.out_dir / "scifact_abstracts.jsonl"
+    with jsonl.open("w", encoding="utf-8") as fh:
+        for title, text in abstracts.values():
+            fh.write(json.dumps({"title": title, "abstract": text}, ensure_ascii=False) + "\n")
+    settings = run.settings.model_copy(
+        update={
+            "index_dir": run.config.cache_dir / f"scifact-index-{_fingerprint(run.settings)}",
+            "collection": "scifact",
+        }
+    )
+    started = time.perf_counter()
+    read = read_paths([jsonl])
+    if len(read.papers) != len(abstracts):
+        logger.warning("scifact: %d abstracts read of %d", len(read.papers), len(abstracts))
+    ingest_papers(read, settings, embedder=run.embedder)
+    run.indexes["scifact"] = f"{settings.describe_index()} ({settings.collection})"
+    run.timed("scifact_index", started)
+    return settings
+
+
+def _scifact_retrieve(
+    run: _Run, settings: Settings, claims: list[dict[str, Any]]
+) -> list[dict[str, _Output]]:
+    """Each system's ranked titles for each claim, timed."""
+    assistant = Assistant(settings, llm=run.llm, embed_model=run.embedder)
+    baseline = (
+        Baseline(settings, llm=run.llm, embedder=run.embedder) if run.config.baseline else None
+    )
+    started = time.perf_counter()
+    outputs: list[dict[str, _Output]] = []
+    for row in claims:
+        claim, res = row["input"], {}
+        t = time.perf_counter()
+        res["assistant"] = _Output(
+            ranked=[title_key(s.title) for s in assistant.retrieve(claim, top_k=RANK_K)]
+        )
+        res["assistant"].latency = time.perf_counter() - t
+        if baseline is not None:
+            t = time.perf_counter()
+            res["baseline"] = _Output(
+                ranked=[title_key(r.title) for r in baseline.retrieve(claim, top_k=RANK_K)]
+            )
+            res["baseline"].latency = time.perf_counter() - t
+        outputs.append(res)
+    run.timed("scifact_retrieval", started)
+    return outputs
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -517,6 +530,49 @@ def run_eval(
     config.cache_dir.mkdir(parents=True, exist_ok=True)
     if config.split not in SPLITS:
         raise InputError(f"unknown split {config.split!r}; choose from {', '.join(SPLITS)}")
+    run = _start_run(settings, config, llm, embedder, judge, progress)
+
+    sample_papers = read_paths(default_sample_paths())
+    datasets_meta: dict[str, Any] = {}
+    records: dict[str, Any] = {}
+    aggregates: dict[str, Any] = {}
+    for name in dict.fromkeys(config.datasets):
+        rows, cases, datasets_meta[name] = _dataset_cases(name, config)
+        if name == "sample":
+            records[name] = _run_sample(run, cases, sample_papers)
+        else:
+            records[name] = _run_scifact(run, cases, rows)
+        aggregates[name] = aggregate(name, records[name], run.systems)
+        datasets_meta[name]["index"] = run.indexes.get(name)
+
+    agreement = None
+    if run.judge is not None and config.judge_pairs != 0:
+        agreement = _judge_agreement(run, run.judge, sample_papers, datasets_meta)
+
+    return {
+        "created": started_at.isoformat(timespec="seconds"),
+        "out_dir": str(config.out_dir),
+        "settings": _settings_dump(settings),
+        **_run_description(run),
+        "datasets": datasets_meta,
+        "judge": _judge_description(run),
+        "llm_cache": str(config.llm_cache) if config.llm_cache else None,
+        "judge_agreement": agreement,
+        "aggregates": aggregates,
+        "records": records,
+        "timings": {"total_s": round(time.perf_counter() - started, 3), "phases": run.phases},
+    }
+
+
+def _start_run(
+    settings: Settings,
+    config: RunConfig,
+    llm: ChatModel | None,
+    embedder: Embedder | None,
+    judge: Judge | None,
+    progress: ProgressFactory | None,
+) -> _Run:
+    """The models of the run: the judge first (a bad one fails before anything slow)."""
     llm = llm or chat_model_from_settings(settings)  # loads on first use
     if config.judge_answers and judge is None:  # before anything slow: fails at once if bad
         judge = Judge(judge_model(settings, config.judge, preset=config.judge_preset, reuse=llm))
@@ -527,81 +583,77 @@ def run_eval(
 
         llm = CachedChatModel(llm, config.llm_cache)
     embedder = embedder or load_embedder(settings)
-    run = _Run(settings, config, llm, embedder, judge, progress)
+    return _Run(settings, config, llm, embedder, judge, progress)
 
-    sample_papers = read_paths(default_sample_paths())
-    datasets_meta: dict[str, Any] = {}
-    records: dict[str, Any] = {}
-    aggregates: dict[str, Any] = {}
-    for name in dict.fromkeys(config.datasets):
-        path = DATA_DIR / DATASETS[name]
-        rows = _read_jsonl(path)
-        for i, row in enumerate(rows):
-            row.setdefault("id", f"{name}-{i:03d}")
-        if name == "sample" and config.split != "all":
-            rows = [r for r in rows if split_of(r) == config.split]
-        cases = select_cases(rows, config.limit, "type" if name == "sample" else "answer")
-        datasets_meta[name] = {
-            "file": f"evals/data/{path.name}",
-            "sha256": file_sha256(path),
-            "n_total": len(rows),
-            "n_used": len(cases),
-            "split": config.split if name == "sample" else "all",
-        }
-        logger.info("%s: %d of %d cases", name, len(cases), len(rows))
-        if name == "sample":
-            records[name] = _run_sample(run, cases, sample_papers)
-        else:
-            records[name] = _run_scifact(run, cases, rows)
-        aggregates[name] = aggregate(name, records[name], run.systems)
-        datasets_meta[name]["index"] = run.indexes.get(name)
 
-    agreement = None
-    if judge is not None and config.judge_pairs != 0:
-        t = time.perf_counter()
-        pairs_path = DATA_DIR / JUDGE_PAIRS
-        all_pairs = load_judge_pairs(pairs_path)
-        pairs = all_pairs[: config.judge_pairs]
-        papers = {title_key(p.title): (p.title, p.abstract) for p in sample_papers.papers}
-        agreement = judge_agreement(judge, pairs, papers).to_dict()
-        datasets_meta["judge_pairs"] = {
-            "file": f"evals/data/{JUDGE_PAIRS}",
-            "sha256": file_sha256(pairs_path),
-            "n_total": len(all_pairs),
-            "n_used": len(pairs),
-        }
-        run.timed("judge_agreement", t)
+def _dataset_cases(
+    name: str, config: RunConfig
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """A dataset's rows, the cases the run uses, and what the report says of them."""
+    path = DATA_DIR / DATASETS[name]
+    rows = _read_jsonl(path)
+    for i, row in enumerate(rows):
+        row.setdefault("id", f"{name}-{i:03d}")
+    if name == "sample" and config.split != "all":
+        rows = [r for r in rows if split_of(r) == config.split]
+    cases = select_cases(rows, config.limit, "type" if name == "sample" else "answer")
+    meta = {
+        "file": f"evals/data/{path.name}",
+        "sha256": file_sha256(path),
+        "n_total": len(rows),
+        "n_used": len(cases),
+        "split": config.split if name == "sample" else "all",
+    }
+    logger.info("%s: %d of %d cases", name, len(cases), len(rows))
+    return rows, cases, meta
 
+
+def _judge_agreement(
+    run: _Run, judge: Judge, sample_papers: ReadResult, datasets_meta: dict[str, Any]
+) -> dict[str, Any]:
+    """How often the judge agrees with the hand-labelled pairs (noted in ``datasets_meta``)."""
+    t = time.perf_counter()
+    pairs_path = DATA_DIR / JUDGE_PAIRS
+    all_pairs = load_judge_pairs(pairs_path)
+    pairs = all_pairs[: run.config.judge_pairs]
+    papers = {title_key(p.title): (p.title, p.abstract) for p in sample_papers.papers}
+    agreement = judge_agreement(judge, pairs, papers).to_dict()
+    datasets_meta["judge_pairs"] = {
+        "file": f"evals/data/{JUDGE_PAIRS}",
+        "sha256": file_sha256(pairs_path),
+        "n_total": len(all_pairs),
+        "n_used": len(pairs),
+    }
+    run.timed("judge_agreement", t)
+    return agreement
+
+
+def _run_description(run: _Run) -> dict[str, Any]:
+    """The report's "models" and "systems"."""
+    baseline = run.config.baseline
     return {
-        "created": started_at.isoformat(timespec="seconds"),
-        "out_dir": str(config.out_dir),
-        "settings": _settings_dump(settings),
         "models": {
-            "assistant": llm.name,
-            "baseline": llm.name if config.baseline else None,
-            "judge": judge.model.name if judge is not None else None,
-            "embedder": embedder.model_id,
+            "assistant": run.llm.name,
+            "baseline": run.llm.name if baseline else None,
+            "judge": run.judge.model.name if run.judge is not None else None,
+            "embedder": run.embedder.model_id,
         },
         "systems": {
             "assistant": ASSISTANT_DESCRIPTION,
-            "baseline": BASELINE_DESCRIPTION if config.baseline else None,
+            "baseline": BASELINE_DESCRIPTION if baseline else None,
         },
-        "datasets": datasets_meta,
-        "judge": (
-            {
-                "kind": config.judge,
-                "model": judge.model.name,
-                "prompts": ["prompts/judge.txt", "prompts/judge_claim.txt"],
-                "max_tokens": judge.max_tokens,
-                "stats": judge.stats.to_dict(),
-                "note": NO_NLI_NOTE,
-            }
-            if judge is not None
-            else {"kind": None, "note": "judge-free run (--no-judge): no entailment judgements"}
-        ),
-        "llm_cache": str(config.llm_cache) if config.llm_cache else None,
-        "judge_agreement": agreement,
-        "aggregates": aggregates,
-        "records": records,
-        "timings": {"total_s": round(time.perf_counter() - started, 3), "phases": run.phases},
+    }
+
+
+def _judge_description(run: _Run) -> dict[str, Any]:
+    judge = run.judge
+    if judge is None:
+        return {"kind": None, "note": "judge-free run (--no-judge): no entailment judgements"}
+    return {
+        "kind": run.config.judge,
+        "model": judge.model.name,
+        "prompts": ["prompts/judge.txt", "prompts/judge_claim.txt"],
+        "max_tokens": judge.max_tokens,
+        "stats": judge.stats.to_dict(),
+        "note": NO_NLI_NOTE,
     }

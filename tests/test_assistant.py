@@ -81,6 +81,25 @@ def test_irrelevant_question_retrieves_nothing(assistant_with) -> None:
     assert answer.text == NO_ANSWER_TEXT
 
 
+def test_a_llama_index_vector_store_is_enough(sample_index: Path, embedder) -> None:
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from assistant.index import PaperIndex, open_chroma
+
+    settings = Settings(index_dir=sample_index)
+    col = open_chroma(settings).get_collection(settings.collection)
+    given = Assistant(settings, embed_model=embedder, vector_store=ChromaVectorStore(col))
+    plain = Assistant(settings, embed_model=embedder)
+    question = "How does ZeroQ quantize a model without training data?"
+    assert [(s.paper_id, s.score) for s in given.retrieve(question)] == [
+        (s.paper_id, s.score) for s in plain.retrieve(question)
+    ]
+    index = PaperIndex(settings, collection=col)
+    assert index.exists() and index.chunk_count() == col.count()
+    with pytest.raises(ConfigError, match="without its Chroma client"):
+        index.drop()
+
+
 def test_filters_narrow_retrieval(assistant_with) -> None:
     a = assistant_with(ScriptedChatModel([]))
     only = a.retrieve(

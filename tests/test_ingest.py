@@ -122,6 +122,11 @@ def test_change_detection_and_prune(tmp_path: Path, make_settings, embedder) -> 
     third = ingest([papers, other], settings, embedder=embedder)
     assert third.chunks_written == 0
     assert len(PaperIndex(settings).paper_states()["2401.00005"].sources) == 2
+    from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+    (_, meta), *_ = PaperIndex(settings).chunks_of(["2401.00005"])["2401.00005"]
+    node = metadata_dict_to_node(meta)  # what llama-index readers (the baseline) see
+    assert node.metadata["sources"] == meta["sources"] and node.ref_doc_id == "2401.00005"
 
     # The file drops two papers: without --prune they stay, with --prune they go.
     write_jsonl(papers, 4)

@@ -106,3 +106,41 @@ def test_bundled_files_in_a_source_checkout() -> None:
     assert not (Path(resources.__file__).parent / "_data").exists()  # made by the build only
     with pytest.raises(KeyError, match="prompts, sample"):
         resources.bundled_dir("models")
+
+
+def test_no_function_in_the_packages_is_over_100_lines() -> None:
+    """A long function is split along its steps into named helpers."""
+    too_long = []
+    for pkg in ("assistant", "evals"):
+        for path in sorted((REPO_ROOT / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                    if lines > 100:
+                        rel = path.relative_to(REPO_ROOT)
+                        too_long.append(f"{rel}:{node.lineno} {node.name} ({lines} lines)")
+    assert not too_long, f"functions over 100 lines: {too_long}"
+
+
+def test_setting_flags_come_from_one_table() -> None:
+    from assistant.cli import _ingest_parser, _query_parser
+    from assistant.cli_common import SETTING_FLAGS, settings_from_args
+    from evals.__main__ import _parser
+
+    for flags in SETTING_FLAGS.values():
+        for flag in flags:
+            assert flag.field in Settings.model_fields, flag
+    query = _query_parser(argparse.ArgumentParser())
+    args = query.parse_args(["--top-k", "7", "--model", "m", "--collection", "abc"])
+    settings = settings_from_args(args, "index", "llm")
+    assert (settings.top_k, settings.openai_model, settings.collection) == (7, "m", "abc")
+    ingest = _ingest_parser(argparse.ArgumentParser())
+    args = ingest.parse_args(["--chunk-size", "256", "--index-dir", "/tmp/x"])
+    settings = settings_from_args(args, "index", "ingest")
+    assert (settings.chunk_size, settings.index_dir) == (256, Path("/tmp/x"))
+    help_text = query.format_help() + ingest.format_help()
+    assert "ASSISTANT_TOP_K" in help_text and "99% of abstracts" in help_text
+    args = _parser().parse_args(["run", "--max-tokens", "64", "--index-dir", "/tmp/y"])
+    assert settings_from_args(args, "eval").max_tokens == 64  # --index-dir is the eval's own
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "--max-tokens", "0"])

@@ -16,6 +16,7 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -82,14 +83,20 @@ def read_jsonl(path: Path, problems: list[str]) -> list[dict]:
     return rows
 
 
-def check_qa(rows: list[dict], papers: dict[str, str], problems: list[str]) -> Counter:
-    counts: Counter = Counter()
+def _with_ids(rows: list[dict], problems: list[str]) -> Iterator[tuple[str, dict]]:
+    """(id, row) for each row; a repeated id is a problem."""
     seen: set[str] = set()
     for row in rows:
         rid = row.get("id", "?")
         if rid in seen:
             problems.append(f"{rid}: duplicate id")
         seen.add(rid)
+        yield rid, row
+
+
+def check_qa(rows: list[dict], papers: dict[str, str], problems: list[str]) -> Counter:
+    counts: Counter = Counter()
+    for rid, row in _with_ids(rows, problems):
         kind = row.get("type")
         if kind not in QA_TYPES:
             problems.append(f"{rid}: unknown type {kind!r}")
@@ -136,12 +143,7 @@ def check_qa(rows: list[dict], papers: dict[str, str], problems: list[str]) -> C
 
 def check_judge(rows: list[dict], papers: dict[str, str], problems: list[str]) -> Counter:
     counts: Counter = Counter()
-    seen: set[str] = set()
-    for row in rows:
-        rid = row.get("id", "?")
-        if rid in seen:
-            problems.append(f"{rid}: duplicate id")
-        seen.add(rid)
+    for rid, row in _with_ids(rows, problems):
         if row.get("abstract_title") not in papers:
             problems.append(f"{rid}: title not in the sample: {row.get('abstract_title')!r}")
         if not str(row.get("sentence", "")).strip():
