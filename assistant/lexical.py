@@ -421,27 +421,7 @@ def save_bm25(
         tempfile.TemporaryFile(dir=folder) as spill,
         tempfile.TemporaryFile(dir=folder) as spill_ids,
     ):
-        # Pass 1: chunk lengths, document frequencies (by token id), the widest id; the ids
-        # and token ids of each block go to the spill files.
-        blocks: list[np.ndarray] = []  # the chunk lengths of each block
-        df_tok = np.zeros(0, dtype=np.int64)
-        width = 1
-        for ids, docs in _blocks(corpus, block_tokens):
-            lens = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
-            flat = np.concatenate(docs).astype(np.int32, copy=False)
-            blocks.append(lens)
-            width = max(width, max(len(i) for i in ids))
-            np.save(spill_ids, np.asarray(ids, dtype=str))
-            np.save(spill, flat)
-            if flat.size:
-                w = int(flat.max()) + 1
-                rows = np.repeat(np.arange(len(docs), dtype=np.int64), lens)
-                toks = _distinct(rows * w + flat)[0] % w  # each token once per chunk
-                counts = np.bincount(toks, minlength=len(df_tok))
-                counts[: len(df_tok)] += df_tok
-                df_tok = counts
-                del rows, toks, counts
-            del ids, docs, lens, flat
+        blocks, df_tok, width = _count_pass(corpus, block_tokens, spill, spill_ids)
         lengths = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
         n = len(lengths)
         ids_out = _NpyWriter(folder / "ids.npy", f"<U{width}", n)
@@ -451,94 +431,177 @@ def save_bm25(
         ids_out.close()
         if n == 0:
             return 0
+        cols = _Columns.of(df_tok, n)
+        del df_tok
+        k1, b = _save_params(folder, n, cols, vocabulary)
+        scoring = (k1, b, lengths, np.array(lengths).mean())  # avg as bm25s: a float64 scalar
+        _write_bands(folder, spill, blocks, cols, scoring, band_bytes)
+    return n
 
-        bm25s = _quiet_bm25s()
-        model = bm25s.BM25()
-        k1, b = model.k1, model.b
-        avg = np.array(lengths).mean()  # as bm25s: a float64 scalar
-        used = np.flatnonzero(df_tok)  # the token ids that occur, in id order
+
+def _count_pass(
+    corpus: Iterable[tuple[str, np.ndarray]], block_tokens: int, spill: Any, spill_ids: Any
+) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """Pass 1: each block's chunk lengths, document frequencies by token id and the widest
+    chunk id; the ids and token ids of each block go to the spill files."""
+    blocks: list[np.ndarray] = []
+    df_tok = np.zeros(0, dtype=np.int64)
+    width = 1
+    for ids, docs in _blocks(corpus, block_tokens):
+        lens = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+        flat = np.concatenate(docs).astype(np.int32, copy=False)
+        blocks.append(lens)
+        width = max(width, max(len(i) for i in ids))
+        np.save(spill_ids, np.asarray(ids, dtype=str))
+        np.save(spill, flat)
+        if flat.size:
+            w = int(flat.max()) + 1
+            rows = np.repeat(np.arange(len(docs), dtype=np.int64), lens)
+            toks = _distinct(rows * w + flat)[0] % w  # each token once per chunk
+            counts = np.bincount(toks, minlength=len(df_tok))
+            counts[: len(df_tok)] += df_tok
+            df_tok = counts
+            del rows, toks, counts
+        del ids, docs, lens, flat
+    return blocks, df_tok, width
+
+
+@dataclass
+class _Columns:
+    """The matrix's columns: the token ids that occur (in id order), token id -> column,
+    idf and the CSC column pointers (plus bm25s's empty token, an empty last column)."""
+
+    used: np.ndarray
+    remap: np.ndarray
+    idf: np.ndarray
+    indptr: np.ndarray
+
+    @property
+    def v(self) -> int:
+        return len(self.used)
+
+    @classmethod
+    def of(cls, df_tok: np.ndarray, n: int) -> _Columns:
+        used = np.flatnonzero(df_tok)
         v = len(used)
         remap = np.full(len(df_tok), -1, dtype=np.int64)
         remap[used] = np.arange(v, dtype=np.int64)
         df = df_tok[used]
-        del df_tok
         idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
-        indptr = np.zeros(v + 2, dtype=np.int64)  # + the empty token: an empty last column
+        indptr = np.zeros(v + 2, dtype=np.int64)
         np.cumsum(df, out=indptr[1 : v + 1])
         indptr[v + 1] = indptr[v]
-        nnz = int(indptr[v])
-        del df
+        return cls(used, remap, idf, indptr)
 
-        # bm25s writes its parameters (placeholder arrays and vocabulary, replaced below).
-        model.scores = {
-            "data": np.zeros(0, dtype=np.float32),
-            "indices": np.zeros(0, dtype=np.int32),
-            "indptr": np.zeros(1, dtype=np.int64),
-            "num_docs": n,
-        }
-        model.vocab_dict = {}
-        model.nonoccurrence_array = None
-        model.save(str(folder), show_progress=False)
-        np.save(folder / "indptr.csc.index.npy", indptr)
-        _save_vocab(folder / "vocab.index.json", vocabulary, remap, v)
 
-        # Bands of columns whose entries fit band_bytes (a column bigger than that goes alone).
-        per_band = max(1, band_bytes // 8)
-        bands: list[tuple[int, int]] = []
-        c0 = 0
-        while c0 < v:
-            c1 = int(np.searchsorted(indptr[1 : v + 1], indptr[c0] + per_band, side="right"))
-            bands.append((c0, max(c1, c0 + 1)))
-            c0 = bands[-1][1]
+def _save_params(
+    folder: Path, n: int, cols: _Columns, vocabulary: Iterable[tuple[int, str]]
+) -> tuple[float, float]:
+    """bm25s writes its parameters (placeholder arrays and vocabulary, replaced here); the
+    column pointers and the vocabulary are written now. Returns bm25s's ``k1`` and ``b``."""
+    bm25s = _quiet_bm25s()
+    model = bm25s.BM25()
+    model.scores = {
+        "data": np.zeros(0, dtype=np.float32),
+        "indices": np.zeros(0, dtype=np.int32),
+        "indptr": np.zeros(1, dtype=np.int64),
+        "num_docs": n,
+    }
+    model.vocab_dict = {}
+    model.nonoccurrence_array = None
+    model.save(str(folder), show_progress=False)
+    np.save(folder / "indptr.csc.index.npy", cols.indptr)
+    _save_vocab(folder / "vocab.index.json", vocabulary, cols.remap, cols.v)
+    return model.k1, model.b
 
-        data_out = _NpyWriter(folder / "data.csc.index.npy", np.float32, nnz)
-        indices_out = _NpyWriter(folder / "indices.csc.index.npy", np.int32, nnz)
-        try:
-            for c0, c1 in bands:
-                base = int(indptr[c0])
-                data = np.empty(int(indptr[c1]) - base, dtype=np.float32)
-                rows_out = np.empty(len(data), dtype=np.int32)
-                cursor = indptr[c0:c1] - base  # the next free slot of each column of the band
-                first = 0
-                spill.seek(0)
-                for lens in blocks:
-                    nb = len(lens)
-                    col = remap[np.load(spill)]
-                    rows = np.repeat(np.arange(nb, dtype=np.int64), lens)
-                    keep = (col >= c0) & (col < c1)
-                    if not keep.all():
-                        col, rows = col[keep], rows[keep]
-                    del keep
-                    # The band's entries of the block sorted by (column, row), and their tf.
-                    keys, tf = _distinct(col * nb + rows)
-                    del col, rows
-                    col, doc = np.divmod(keys, nb)
-                    del keys
-                    doc += first
-                    first += nb
-                    if not len(col):
-                        continue
-                    starts = np.flatnonzero(np.diff(col, prepend=-1))
-                    sizes = np.diff(starts, append=len(col))
-                    pos = cursor[col - c0] + np.arange(len(col)) - np.repeat(starts, sizes)
-                    cursor[col[starts] - c0] += sizes
-                    del starts, sizes
-                    tf32 = tf.astype(np.float32)
-                    tfc = tf32 / (k1 * ((1 - b) + b * lengths[doc] / avg) + tf32)
-                    data[pos] = (idf[col] * tfc).astype(np.float32)
-                    rows_out[pos] = doc
-                    del pos, tf, tf32, tfc, col, doc
-                if not np.array_equal(cursor, indptr[c0 + 1 : c1 + 1] - base):
-                    raise RuntimeError("lexical index: a band was not filled (a bug)")
-                data_out.write(data)
-                indices_out.write(rows_out)
-                del data, rows_out, cursor
-        finally:
-            data_out.file.close()
-            indices_out.file.close()
-        data_out.close()
-        indices_out.close()
-    return n
+
+def _bands(indptr: np.ndarray, v: int, band_bytes: int) -> list[tuple[int, int]]:
+    """Bands of columns whose entries fit ``band_bytes`` (a column bigger than that goes
+    alone)."""
+    per_band = max(1, band_bytes // 8)
+    bands: list[tuple[int, int]] = []
+    c0 = 0
+    while c0 < v:
+        c1 = int(np.searchsorted(indptr[1 : v + 1], indptr[c0] + per_band, side="right"))
+        bands.append((c0, max(c1, c0 + 1)))
+        c0 = bands[-1][1]
+    return bands
+
+
+def _write_bands(
+    folder: Path,
+    spill: Any,
+    blocks: list[np.ndarray],
+    cols: _Columns,
+    scoring: tuple[float, float, np.ndarray, Any],
+    band_bytes: int,
+) -> None:
+    """Pass 2, once per band: fill the band's columns from the spilled token ids and append
+    them to the ``.npy`` files (so only one band is ever in memory)."""
+    nnz = int(cols.indptr[cols.v])
+    data_out = _NpyWriter(folder / "data.csc.index.npy", np.float32, nnz)
+    indices_out = _NpyWriter(folder / "indices.csc.index.npy", np.int32, nnz)
+    try:
+        for c0, c1 in _bands(cols.indptr, cols.v, band_bytes):
+            data, rows_out = _fill_band(spill, blocks, cols, scoring, c0, c1)
+            data_out.write(data)
+            indices_out.write(rows_out)
+            del data, rows_out
+    finally:
+        data_out.file.close()
+        indices_out.file.close()
+    data_out.close()
+    indices_out.close()
+
+
+def _fill_band(
+    spill: Any,
+    blocks: list[np.ndarray],
+    cols: _Columns,
+    scoring: tuple[float, float, np.ndarray, Any],
+    c0: int,
+    c1: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scores and row indices of columns ``c0..c1``: rows come in order, so each
+    column's rows are sorted as scipy's ``tocsc`` leaves them."""
+    k1, b, lengths, avg = scoring
+    indptr, remap, idf = cols.indptr, cols.remap, cols.idf
+    base = int(indptr[c0])
+    data = np.empty(int(indptr[c1]) - base, dtype=np.float32)
+    rows_out = np.empty(len(data), dtype=np.int32)
+    cursor = indptr[c0:c1] - base  # the next free slot of each column of the band
+    first = 0
+    spill.seek(0)
+    for lens in blocks:
+        nb = len(lens)
+        col = remap[np.load(spill)]
+        rows = np.repeat(np.arange(nb, dtype=np.int64), lens)
+        keep = (col >= c0) & (col < c1)
+        if not keep.all():
+            col, rows = col[keep], rows[keep]
+        del keep
+        # The band's entries of the block sorted by (column, row), and their tf.
+        keys, tf = _distinct(col * nb + rows)
+        del col, rows
+        col, doc = np.divmod(keys, nb)
+        del keys
+        doc += first
+        first += nb
+        if not len(col):
+            continue
+        starts = np.flatnonzero(np.diff(col, prepend=-1))
+        sizes = np.diff(starts, append=len(col))
+        pos = cursor[col - c0] + np.arange(len(col)) - np.repeat(starts, sizes)
+        cursor[col[starts] - c0] += sizes
+        del starts, sizes
+        tf32 = tf.astype(np.float32)
+        tfc = tf32 / (k1 * ((1 - b) + b * lengths[doc] / avg) + tf32)
+        data[pos] = (idf[col] * tfc).astype(np.float32)
+        rows_out[pos] = doc
+        del pos, tf, tf32, tfc, col, doc
+    if not np.array_equal(cursor, indptr[c0 + 1 : c1 + 1] - base):
+        raise RuntimeError("lexical index: a band was not filled (a bug)")
+    return data, rows_out
 
 
 def _save_vocab(path: Path, items: Iterable[tuple[int, str]], remap: np.ndarray, v: int) -> None:

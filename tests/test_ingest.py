@@ -229,7 +229,8 @@ def test_missing_index_says_run_ingest(make_settings) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_interrupted_ingest_resumes(tmp_path: Path, sig: signal.Signals) -> None:
-    papers = write_jsonl(tmp_path / "many.jsonl", 400)
+    n = 1000  # eight batches: time for a loaded machine to deliver the signal mid-run
+    papers = write_jsonl(tmp_path / "many.jsonl", n)
     index_dir = tmp_path / "index"
     proc = subprocess.Popen(
         [
@@ -259,15 +260,15 @@ def test_interrupted_ingest_resumes(tmp_path: Path, sig: signal.Signals) -> None
     settings = Settings(index_dir=index_dir)
     partial = PaperIndex(settings).paper_states()
     done = sum(s.complete for s in partial.values())
-    assert 0 < done < 400
+    assert 0 < done < n
     resumed = run_cli(str(papers), "--index-dir", str(index_dir), "--json")
     assert resumed.returncode == 0, resumed.stderr
     out = last_json(resumed)
-    assert out["papers_total"] == 400
+    assert out["papers_total"] == n
     assert out["papers_unchanged"] >= done - 1  # a paper half-written at the kill is redone
-    assert out["papers_new"] == 400 - out["papers_unchanged"]
+    assert out["papers_new"] == n - out["papers_unchanged"]
     states = PaperIndex(settings).paper_states()
-    assert len(states) == 400 and all(s.complete for s in states.values())
+    assert len(states) == n and all(s.complete for s in states.values())
 
 
 @pytest.mark.server
