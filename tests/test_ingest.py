@@ -245,6 +245,9 @@ def test_interrupted_ingest_resumes(tmp_path: Path, sig: signal.Signals) -> None
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO_ROOT,
+        # As in a terminal: a test run started in the background (nohup, `&`) ignores SIGINT,
+        # children inherit that, and Python then never turns Ctrl-C into KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     assert proc.stderr is not None
