@@ -16,7 +16,7 @@ from assistant.text import title_key
 from evals.__main__ import main
 from evals.baseline import split_cited_sentences
 from evals.judge import Judge, judge_agreement, load_judge_pairs, parse_yes_no, premise_text
-from evals.report import aggregate, compare_reports, json_safe
+from evals.report import aggregate, compare_reports, json_safe, render_markdown
 from evals.runner import DATA_DIR, select_cases
 
 # --- the judge ------------------------------------------------------------------------------
@@ -166,6 +166,25 @@ def test_aggregate_skips_undefined_scores_and_errors() -> None:
     assert m["false_decline_rate"] == 0.5 and n["false_decline_rate"] == 2
     assert agg["latency"]["total"]["n"] == 3 and agg["latency"]["stages_mean"]["generation"] == 1.5
     assert json_safe(agg)["metrics"]["faithfulness"] is None
+
+
+def test_each_half_of_the_sample_questions_gets_its_own_table() -> None:
+    records = [
+        {**_sample_record("fact", True, {"key_fact_recall": 1.0}), "split": "calibration"},
+        {**_sample_record("fact", False, {"key_fact_recall": 0.0}), "split": "validation"},
+        {**_sample_record("fact", True, {"key_fact_recall": 0.5}), "split": "validation"},
+    ]
+    agg = aggregate("sample", records, ["assistant"])["assistant"]
+    assert agg["metrics"]["key_fact_recall"] == 0.5
+    halves = agg["by_split"]
+    assert halves["calibration"]["fact"]["metrics"]["key_fact_recall"] == 1.0
+    assert halves["validation"]["fact"]["metrics"]["key_fact_recall"] == 0.25
+    assert halves["validation"]["fact"]["metrics"]["false_decline_rate"] == 0.5
+    md = render_markdown(json_safe({"aggregates": {"sample": {"assistant": agg}}}))
+    assert "assistant, validation split; n = fact 2" in md
+    # One half only (a --split run): no per-half tables.
+    one = aggregate("sample", records[1:], ["assistant"])["assistant"]
+    assert "by_split" not in one
 
 
 def _report(hit: float | None, latency: float) -> dict[str, Any]:
