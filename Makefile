@@ -16,7 +16,7 @@ setup-test:
 
 chat: setup
 	GRADIO_ANALYTICS_ENABLED=False ANONYMIZED_TELEMETRY=False HF_HUB_OFFLINE=1 \
-	  $(PY) -m assistant.cli serve --ingest-if-missing --host $(HOST) --port $(PORT)
+	  $(PY) -m assistant serve --ingest-if-missing --host $(HOST) --port $(PORT)
 
 test: setup-test
 	$(PY) -m ruff check assistant evals tests benchmarks ingest.py

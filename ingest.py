@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from assistant.cli import ingest_main
+from assistant.app.cli import ingest_main
 
 if __name__ == "__main__":
     sys.exit(ingest_main())

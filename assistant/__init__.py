@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from assistant.errors import (
     AssistantError,
     ConfigError,
     IndexMismatchError,
@@ -24,11 +24,11 @@ from .errors import (
     ModelMissingError,
     QuestionError,
 )
-from .settings import Settings
-from .types import Answer, Citation, Source
+from assistant.settings import Settings
+from assistant.types import Answer, Citation, Source
 
 if TYPE_CHECKING:
-    from .assistant import Assistant
+    from assistant.answer.engine import Assistant
 
 __all__ = [
     "Assistant",
@@ -53,7 +53,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name == "Assistant":  # imports llama-index, torch...: only when asked for
-        from .assistant import Assistant
+        from assistant.answer.engine import Assistant
 
         return Assistant
     raise AttributeError(f"module 'assistant' has no attribute {name!r}")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from .errors import ConfigError
-from .resources import PROMPTS_DIR
+from assistant.errors import ConfigError
+from assistant.resources import PROMPTS_DIR
 
 __all__ = ["Prompt", "load_prompt", "PROMPT_NAMES"]
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlsplit
 
-from .text import split_sentences, strip_control
+from assistant.text import split_sentences, strip_control
 
 __all__ = ["instruction_reason", "withhold_instructions", "safe_url", "Withheld"]
 

@@ -9,17 +9,19 @@ the command-line flags that mirror the most used ones. ``OPENAI_API_KEY`` and
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError
-from .models import preset_info, preset_names
+from assistant.errors import ConfigError
+from assistant.llm.presets import preset_info, preset_names
 
-__all__ = ["Settings", "default_data_dir", "default_cache_dir"]
+__all__ = ["Settings", "default_data_dir", "default_cache_dir", "default_server_folder"]
 
 
 def default_data_dir() -> Path:
@@ -30,6 +32,13 @@ def default_data_dir() -> Path:
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "paper-assistant"
+
+
+def default_server_folder(data_dir: Path, url: str) -> Path:
+    """Where the lexical index of a Chroma server's collections lives by default."""
+    u = urlparse(url)
+    digest = hashlib.sha1(url.rstrip("/").encode("utf-8")).hexdigest()[:8]
+    return data_dir / "lexical" / f"{u.hostname}_{u.port or 8000}-{digest}"
 
 
 class Settings(BaseSettings):
@@ -169,7 +178,7 @@ class Settings(BaseSettings):
     )
     llm_preset: str = Field(
         default="base",
-        description="Local model preset, one of assistant/presets.json: "
+        description="Local model preset, one of assistant/llm/presets.json: "
         + ", ".join(f"{n} ({preset_info(n)['display_name']})" for n in preset_names())
         + ". See README for where each comes from.",
     )
@@ -283,8 +292,6 @@ class Settings(BaseSettings):
         if self.lexical_dir is not None:
             base = self.lexical_dir
         elif self.chroma_url:
-            from .lexical import default_server_folder
-
             base = default_server_folder(default_data_dir(), self.chroma_url)
         else:
             base = self.index_dir / "lexical"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 __all__ = [
     "normalize_text",
@@ -18,9 +16,6 @@ __all__ = [
     "fold_plural",
     "stem",
     "numbers_in",
-    "CitationMarker",
-    "parse_citation_markers",
-    "starts_with_citation_marker",
 ]
 
 # LaTeX commands a reader should see as characters.
@@ -197,7 +192,7 @@ STOPWORDS = frozenset(
 def fold_plural(word: str) -> str:
     """A lower-cased word without its plural ending: "studies" -> "study", "networks" ->
     "network" ("loss", "corpus", "analysis" are kept). Used by the BM25 tokenizer and
-    :func:`content_terms`; the BM25 index on disk depends on it (see assistant.lexical.FORMAT)."""
+    :func:`content_terms`; the BM25 index on disk depends on it (see assistant.index.lexical.FORMAT)."""
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
@@ -234,147 +229,3 @@ def numbers_in(text: str) -> set[str]:
     is part of a name (``ResNet-50``, ``GPT-2``, ``top-1``) is not one: otherwise a claimed
     "50%" would find support in "ResNet-50"."""
     return {n.replace(" ", "").replace(",", "") for n in _NUMBER.findall(text)}
-
-
-# --- citation markers ("[1]", "[1, 2]", "[Source 3]", "(2)", "【1】", "Source 1: ...") --------
-_LABEL = r"(?:sources?|papers?|refs?\.?|references?|docs?|documents?|abstracts?|articles?)"
-_NUM = rf"(?:{_LABEL}\s*)?#?\d{{1,3}}"
-_SEP = r"(?:\s*(?:[,;&]|and|[-–—]|to)\s*|\s+)"
-_LIST = rf"{_NUM}(?:{_SEP}{_NUM})*"
-_BRACKET = re.compile(rf"(?:\[\s*({_LIST})\s*\]|【\s*({_LIST})\s*】)", re.IGNORECASE)
-_PAREN = re.compile(rf"\(\s*({_LIST})\s*\)", re.IGNORECASE)
-_LEAD = re.compile(rf"^\s*\**({_LABEL}\s*#?\d{{1,3}}(?:{_SEP}{_NUM})*)\**\s*[:.\-–—]\s*", re.I)
-_RANGE = re.compile(rf"({_NUM})\s*(?:[-–—]|to)\s*({_NUM})", re.IGNORECASE)
-_INT = re.compile(r"\d+")
-_LEAD_PHRASE = re.compile(
-    r"(?:^|(?<=[.!?] ))(?:according to|as (?:shown|reported|described|noted|stated|found) "
-    r"(?:in|by)|in|see|from)\s*$",
-    re.IGNORECASE,
-)
-_COMMA = re.compile(r"\s*,\s*(?=\w)")
-
-
-def _numbers_of(spec: str) -> list[int]:
-    """``"1, 2"`` -> [1, 2]; ``"1-3"`` -> [1, 2, 3]; ``"Source 2 and Source 4"`` -> [2, 4]."""
-    out: list[int] = []
-    pos = 0
-    for m in _RANGE.finditer(spec):
-        out += [int(x) for x in _INT.findall(spec[pos : m.start()])]
-        a, b = int(_INT.findall(m.group(1))[0]), int(_INT.findall(m.group(2))[0])
-        out += list(range(a, b + 1)) if 0 < b - a <= 20 else [a, b]
-        pos = m.end()
-    out += [int(x) for x in _INT.findall(spec[pos:])]
-    return out
-
-
-@dataclass
-class CitationMarker:
-    """A citation marker removed from a line of text (see :func:`parse_citation_markers`)."""
-
-    offset: int
-    """Character offset in the cleaned text where the marker stood."""
-    numbers: list[int]
-    """The valid source numbers it names (possibly none)."""
-    leading: bool = False
-    """"Source 2: ..." at the start of a line: cites every sentence of the line."""
-    forward: bool = False
-    """"According to [2], ...": cites the sentence that follows."""
-
-
-def parse_citation_markers(text: str, valid: Sequence[int]) -> tuple[str, list[CitationMarker]]:
-    """Remove citation markers from one line of text.
-
-    Returns the text without markers (whitespace collapsed) and the markers, each with its
-    character offset in the returned text and the valid source numbers it names. Bracketed
-    markers are always removed (numbers that are not sources are ignored); a parenthesised
-    number is taken for a marker only when every number in it is a source and it is not an
-    enumeration like ``(1) the encoder``.
-    """
-    valid_set = set(valid)
-    text = " ".join(text.split())
-    markers: list[CitationMarker] = []
-    lead = _LEAD.match(text)
-    if lead:
-        markers.append(
-            CitationMarker(0, _valid(_numbers_of(lead.group(1)), valid_set), leading=True)
-        )
-        text = text[lead.end() :]
-
-    spans: list[tuple[int, int, list[int], bool]] = []
-    for m in _BRACKET.finditer(text):
-        nums = _numbers_of(m.group(1) or m.group(2))
-        if 0 in nums:  # "[0, 1]" is an interval, not a citation
-            continue
-        phrase = _LEAD_PHRASE.search(text, 0, m.start())
-        comma = _COMMA.match(text, m.end())
-        if phrase and comma:  # "According to [1], the ..." -> "The ... [1]"
-            spans.append((phrase.start(), comma.end(), _valid(nums, valid_set), True))
-        else:
-            spans.append((m.start(), m.end(), _valid(nums, valid_set), False))
-    for m in _PAREN.finditer(text):
-        nums = _numbers_of(m.group(1))
-        labelled = bool(re.search(_LABEL, m.group(1), re.IGNORECASE))
-        after = text[m.end() :].lstrip()
-        at_end = not after or after[0] in ".,;:!?)[(【"
-        if nums and all(n in valid_set for n in nums) and (labelled or at_end):
-            spans.append((m.start(), m.end(), nums, False))
-    spans.sort()
-
-    clean: list[str] = []
-    length = 0
-    last = 0
-    upper_next = False
-    for start, end, nums, forward in spans:
-        if start < last:
-            continue
-        piece = text[last:start]
-        piece = piece[:1].upper() + piece[1:] if upper_next else piece
-        piece = piece.rstrip()
-        clean.append(piece)
-        length += len(piece)
-        markers.append(CitationMarker(length, nums, forward=forward))
-        nxt = text[end : end + 1]
-        if nxt and not nxt.isspace() and nxt not in ".,;:!?)]}" and piece:
-            clean.append(" ")
-            length += 1
-        upper_next = forward
-        last = end
-    tail = text[last:]
-    clean.append(tail[:1].upper() + tail[1:] if upper_next else tail)
-    out = "".join(clean)
-    # "[1] [2]." leaves "  ." behind; collapse without moving offsets past their sentence.
-    collapsed, markers = _collapse(out, markers)
-    return collapsed, markers
-
-
-def _valid(nums: list[int], valid: set[int]) -> list[int]:
-    return [n for n in nums if n in valid]
-
-
-def _collapse(text: str, markers: list[CitationMarker]) -> tuple[str, list[CitationMarker]]:
-    """Collapse runs of spaces and spaces before punctuation, remapping marker offsets."""
-    keep = []
-    mapping = [0] * (len(text) + 1)
-    for i, ch in enumerate(text):
-        mapping[i] = len(keep)
-        if ch == " " and (
-            not keep or keep[-1] == " " or text[i + 1 : i + 2] in (".", ",", ";", ":", "!", "?", "")
-        ):
-            continue
-        keep.append(ch)
-    mapping[len(text)] = len(keep)
-    out = "".join(keep)
-    # "[2]: text" at the start of a line leaves a stray colon or dash.
-    lead_marker = any(mapping[m.offset] == 0 for m in markers)
-    stripped = out.lstrip(" :;,-–—" if lead_marker else " ")
-    shift = len(out) - len(stripped)
-    moved = [
-        CitationMarker(max(0, mapping[m.offset] - shift), m.numbers, m.leading, m.forward)
-        for m in markers
-    ]
-    return stripped.rstrip(), moved
-
-
-def starts_with_citation_marker(line: str) -> bool:
-    """Whether the line opens with a bracketed marker (``[1] Title`` in a reference list)."""
-    return bool(_BRACKET.match(line.strip()))

@@ -11,7 +11,7 @@ import functools
 import os
 from pathlib import Path
 
-from .errors import ConfigError
+from assistant.errors import ConfigError
 
 __all__ = ["get_encoding", "encoding_for_model", "OFFLINE_ENCODINGS"]
 

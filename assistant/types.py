@@ -123,7 +123,7 @@ class Answer:
     model: str = ""
     evidence_level: str = ""
     """How strongly the retrieved abstracts held an answer before the model wrote: ``strong``,
-    ``weak`` or ``none`` (see :mod:`assistant.evidence`)."""
+    ``weak`` or ``none`` (see :mod:`assistant.answer.evidence`)."""
     quoted: bool = False
     """True when the text quotes the abstracts instead of the model's words (the model's text
     kept nothing the abstracts support, while they clearly hold the answer)."""

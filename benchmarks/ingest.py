@@ -9,7 +9,7 @@ For each collection (``sample`` = the bundled sample pages; a number = that many
 arXiv-style papers from ``benchmarks/synth.py``), four steps run interleaved, each in a fresh
 child process so that its peak memory is its own:
 
-- ours cold: ``assistant.ingest.ingest`` into a new temporary index;
+- ours cold: ``assistant.ingest.pipeline.ingest`` into a new temporary index;
 - baseline cold: ``VectorStoreIndex.from_documents`` (one Document per paper, title + abstract,
   llama-index's default node parser) into a ChromaVectorStore in a new temporary Chroma folder;
 - ours warm: the same files again into the same index (embeds nothing);
@@ -64,7 +64,7 @@ def _baseline(inputs: list[str], store: Path, embedder: Any) -> tuple[int, int, 
     from llama_index.core import Document, StorageContext, VectorStoreIndex
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from assistant.readers import default_sample_paths, read_paths
+    from assistant.ingest.readers import default_sample_paths, read_paths
 
     papers = read_paths(inputs or default_sample_paths()).papers
     documents = [
@@ -102,7 +102,7 @@ def run_step(system: str, inputs: list[str], store: Path, result: Path) -> None:
     import llama_index.vector_stores.chroma  # noqa: F401
     import torch
 
-    from assistant.embeddings import load_embedder
+    from assistant.index.embeddings import load_embedder
     from assistant.settings import Settings
 
     settings = Settings(index_dir=store)
@@ -111,7 +111,7 @@ def run_step(system: str, inputs: list[str], store: Path, result: Path) -> None:
 
     t0, c0 = time.perf_counter(), time.process_time()
     if system == "ours":
-        from assistant.ingest import ingest
+        from assistant.ingest.pipeline import ingest
 
         report = ingest(inputs or None, settings, embedder=embedder)
         papers, embedded, chunks = report.papers_total, report.chunks_written, report.chunks_total
@@ -245,7 +245,7 @@ def _write(report: dict[str, Any], out: Path) -> None:
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    from assistant.readers import default_sample_paths, read_paths
+    from assistant.ingest.readers import default_sample_paths, read_paths
     from benchmarks.synth import write_jsonl
 
     report: dict[str, Any] = {

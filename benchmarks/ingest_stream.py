@@ -12,7 +12,7 @@ the snapshot's, ``versions``, ``update_date``, ``authors_parsed``), with the syn
 and abstracts of ``benchmarks/synth.py``. Then, each in a fresh child process whose peak RSS
 (``ru_maxrss`` from ``wait4``) is its own:
 
-- ``ours``: ``assistant.ingest.ingest`` of this tree into a new on-disk index (cold);
+- ``ours``: ``assistant.ingest.pipeline.ingest`` of this tree into a new on-disk index (cold);
 - ``baseline``: the same call in the code before streaming (``--baseline-ref``, default
   a64c849, extracted with ``git archive``), on sizes up to ``--baseline-max`` only: it reads
   the whole file into memory;
@@ -152,14 +152,14 @@ def run_step(step: str, path: Path, index_dir: Path, result: Path) -> None:
     import chromadb  # noqa: F401  (imports before the clock, as for every step)
     import llama_index.core  # noqa: F401
 
-    from assistant.ingest import ingest
+    from assistant.ingest.pipeline import ingest
     from assistant.settings import Settings
 
     settings = Settings(index_dir=index_dir)
     t0, c0 = time.perf_counter(), time.process_time()
     rss_before = _vm_hwm_mb()
     if step == "states":
-        from assistant.index import PaperIndex
+        from assistant.index.chroma import PaperIndex
 
         out: dict[str, Any] = {"papers": len(PaperIndex(settings).paper_states())}
     else:

@@ -54,8 +54,8 @@ METRICS = ("ttft_s", "prompt_tps", "gen_tps", "prompt_tps_cpu", "gen_tps_cpu")
 def rag_messages(model: Any, target_tokens: int) -> list[dict[str, str]]:
     """The system prompt, then numbered passages (first three sentences of sample abstracts)
     until the messages hold about ``target_tokens`` tokens, then the question."""
+    from assistant.ingest.readers import default_sample_paths, read_paths
     from assistant.prompts import load_prompt
-    from assistant.readers import default_sample_paths, read_paths
     from assistant.text import split_sentences
 
     system = load_prompt("system").render()
@@ -80,8 +80,8 @@ def rag_messages(model: Any, target_tokens: int) -> list[dict[str, str]]:
 def run_child(args: argparse.Namespace) -> dict[str, Any]:
     import llama_cpp
 
-    from assistant.cpu import parse_system_info
-    from assistant.llm import LocalChatModel
+    from assistant.llm.cpu import parse_system_info
+    from assistant.llm.local import LocalChatModel
 
     model = LocalChatModel(Path(args.model), n_ctx=2048, n_threads=args.n_threads)
     messages = rag_messages(model, args.prompt_tokens)
@@ -237,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(run_child(args)))
         return 0
-    from assistant.cpu import FEATURE_FLAGS, cpu_flags, cpu_model
-    from assistant.models import resolve_model_path
+    from assistant.llm.cpu import FEATURE_FLAGS, cpu_flags, cpu_model
+    from assistant.llm.presets import resolve_model_path
     from assistant.settings import Settings
 
     args.model = args.model or str(

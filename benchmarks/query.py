@@ -191,7 +191,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from assistant.models import preset_names
+    from assistant.llm.presets import preset_names
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(

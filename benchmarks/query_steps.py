@@ -31,8 +31,8 @@ SYSTEMS = ("ours", "baseline")
 # --- building the collections -------------------------------------------------------------------
 def build_sample(p: dict[str, Any]) -> dict[str, Any]:
     """Ingest the bundled sample collection normally (real embeddings)."""
-    from assistant.embeddings import load_embedder
-    from assistant.ingest import ingest
+    from assistant.index.embeddings import load_embedder
+    from assistant.ingest.pipeline import ingest
     from assistant.settings import Settings
 
     settings = Settings(index_dir=Path(p["index_dir"]))
@@ -72,7 +72,7 @@ def _copy_sample(sample: dict[str, Any], base: Any, col: Any) -> None:
 def _synthetic_batches(need: int, seed: int, settings: Any) -> Iterator[tuple[list[Any], int]]:
     """Chunks of synthetic papers in batches of BATCH_PAPERS papers, ``need`` chunks in all;
     yields (chunks, papers in the batch)."""
-    from assistant.index import chunk_paper
+    from assistant.index.chunking import chunk_paper
     from assistant.types import Paper
     from benchmarks.synth import synth_records
 
@@ -103,7 +103,7 @@ def build_synthetic(p: dict[str, Any]) -> dict[str, Any]:
     """The sample chunks (real vectors) plus synthetic chunks up to ``n_chunks`` in all."""
     import numpy as np
 
-    from assistant.index import PaperIndex
+    from assistant.index.chroma import PaperIndex
     from assistant.settings import Settings
 
     t0 = time.perf_counter()
@@ -129,7 +129,7 @@ def build_synthetic(p: dict[str, Any]) -> dict[str, Any]:
         log(f"  wrote {written + n_sample} / {p['n_chunks']} chunks")
     index.touch()
     if p.get("lexical", True):  # what ingest does at its end: the BM25 index questions use
-        from assistant.lexical import LexicalIndex
+        from assistant.index.lexical import LexicalIndex
 
         LexicalIndex.for_settings(settings).refresh(index)
     return {
@@ -147,7 +147,7 @@ def _load_index(settings: Any, embedder: Any) -> tuple[Any, dict[str, Any]]:
     """Open the index and load its vectors (the first vector query); times and RSS."""
     import numpy as np
 
-    from assistant.index import PaperIndex
+    from assistant.index.chroma import PaperIndex
 
     rss = {"after_model": rss_mb()}
     t = time.perf_counter()
@@ -229,8 +229,8 @@ def step_retrieval(p: dict[str, Any]) -> dict[str, Any]:
     from llama_index.core import VectorStoreIndex
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from assistant.assistant import Assistant
-    from assistant.embeddings import load_embedder
+    from assistant.answer.engine import Assistant
+    from assistant.index.embeddings import load_embedder
     from assistant.settings import Settings
 
     settings = Settings(index_dir=Path(p["index_dir"]))
@@ -281,7 +281,7 @@ def _growth(before: float | None, after: float | None) -> float | None:
 
 # --- time to first token ------------------------------------------------------------------------
 def _timed_model_class() -> type:
-    from assistant.llm import ChatModel
+    from assistant.llm.base import ChatModel
 
     class TimedModel(ChatModel):
         """A chat model that records each call's messages and the time of every piece."""
@@ -367,11 +367,11 @@ def _first_token_systems(p: dict[str, Any]) -> _FirstToken:
     from llama_index.core.prompts.chat_prompts import TEXT_QA_SYSTEM_PROMPT
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from assistant.assistant import Assistant
-    from assistant.embeddings import load_embedder
-    from assistant.index import PaperIndex
-    from assistant.llm import chat_model_from_settings
-    from assistant.llm_adapter import as_llama_index_llm
+    from assistant.answer.engine import Assistant
+    from assistant.index.chroma import PaperIndex
+    from assistant.index.embeddings import load_embedder
+    from assistant.llm.backend import chat_model_from_settings
+    from assistant.llm.llama_index_llm import as_llama_index_llm
     from assistant.prompts import load_prompt
     from assistant.settings import Settings
 

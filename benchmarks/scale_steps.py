@@ -75,8 +75,8 @@ def _settings(p: dict[str, Any]) -> Any:
 
 def step_query(p: dict[str, Any]) -> dict[str, Any]:
     import assistant
-    from assistant.assistant import Assistant
-    from assistant.embeddings import load_embedder
+    from assistant.answer.engine import Assistant
+    from assistant.index.embeddings import load_embedder
 
     settings = _settings(p)
     embedder = load_embedder(settings)
@@ -113,10 +113,10 @@ def step_lexical(p: dict[str, Any]) -> dict[str, Any]:
     """From scratch (read from Chroma), rebuilt from the token store, then an incremental run."""
     import shutil
 
-    from assistant.embeddings import load_embedder
-    from assistant.index import PaperIndex
-    from assistant.ingest import ingest
-    from assistant.lexical import MANIFEST, LexicalIndex
+    from assistant.index.chroma import PaperIndex
+    from assistant.index.embeddings import load_embedder
+    from assistant.index.lexical import MANIFEST, LexicalIndex
+    from assistant.ingest.pipeline import ingest
     from assistant.settings import Settings
     from benchmarks.synth import write_jsonl
 
@@ -176,9 +176,9 @@ def _retrieval_quality(assistant: Any, cases: list[tuple[str, set[str]]]) -> dic
 
 
 def step_quality(p: dict[str, Any]) -> dict[str, Any]:
-    from assistant.assistant import Assistant
-    from assistant.embeddings import load_embedder
-    from assistant.ingest import ingest
+    from assistant.answer.engine import Assistant
+    from assistant.index.embeddings import load_embedder
+    from assistant.ingest.pipeline import ingest
     from assistant.settings import Settings
     from assistant.text import title_key
 
@@ -222,8 +222,8 @@ def step_quality(p: dict[str, Any]) -> dict[str, Any]:
 def step_throughput(p: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    from assistant.embeddings import load_embedder
-    from assistant.readers import default_sample_paths, read_paths
+    from assistant.index.embeddings import load_embedder
+    from assistant.ingest.readers import default_sample_paths, read_paths
     from assistant.settings import Settings
 
     papers = read_paths(default_sample_paths()).papers[: p["texts"]]

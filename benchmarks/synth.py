@@ -89,7 +89,7 @@ class SentencePools:
 @lru_cache(maxsize=1)
 def sentence_pools() -> SentencePools:
     """Split every sample abstract into sentences (read once per process)."""
-    from assistant.readers import default_sample_paths, read_paths
+    from assistant.ingest.readers import default_sample_paths, read_paths
     from assistant.text import split_sentences
 
     openers: list[str] = []

@@ -16,7 +16,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from assistant.cli_common import (
+from assistant.app.options import (
     add_setting_flags,
     positive_int,
     print_json,
@@ -25,7 +25,7 @@ from assistant.cli_common import (
     setup_logging,
     tqdm_progress,
 )
-from assistant.models import preset_names
+from assistant.llm.presets import preset_names
 from assistant.settings import Settings
 
 DEFAULT_OUT_ROOT = Path("out") / "evals"
@@ -141,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
 def _fit_verifier(args: argparse.Namespace) -> int:
     import json
 
-    from assistant.embeddings import load_embedder
+    from assistant.index.embeddings import load_embedder
 
     from .fit_verifier import FitConfig, fit_verifier, summary
 

@@ -18,13 +18,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.embeddings import Embedder
-from assistant.index import PaperIndex
-from assistant.llm import ChatModel
-from assistant.llm_adapter import as_llama_index_llm
+from assistant.answer.citations import is_refusal
+from assistant.index.chroma import PaperIndex
+from assistant.index.embeddings import Embedder
+from assistant.llm.base import ChatModel
+from assistant.llm.llama_index_llm import as_llama_index_llm
 from assistant.settings import Settings
 from assistant.text import content_terms, split_sentences
-from assistant.verify import is_refusal
 
 from .judge import premise_text
 

@@ -3,11 +3,11 @@
     python -m evals fit-verifier                 # judge pairs (fitting half) + SciFact pairs
     python -m evals fit-verifier --no-scifact --out out/fit-verifier
 
-The verifier (:mod:`assistant.verify`) scores how well a source supports a sentence as
+The verifier (:mod:`assistant.answer.verify`) scores how well a source supports a sentence as
 ``sigmoid(sum_i W_i * f_i + BIAS)``, times ``NUMBER_PENALTY`` when the sentence has a number
 the source lacks; a score of at least ``support_threshold`` (0.5) counts as supported. Its
 module names each weight ``W_<FEATURE>``. This script reads the features through the
-verifier's public :func:`~assistant.verify.support_scores` alone: with every weight and the
+verifier's public :func:`~assistant.answer.verify.support_scores` alone: with every weight and the
 bias at 0 it sees the penalty (0.5 or 0.5 x NUMBER_PENALTY), and with one weight at 1 and
 the rest at 0 the logit of the score is that feature. It then checks that the shipped weights
 reproduce ``support_scores`` from those features, so a verifier whose score has another
@@ -29,7 +29,7 @@ The fit is a weighted logistic regression (Newton's method, a small L2 penalty o
 weights) over the pairs the number penalty does not already decide. It prints the weights
 next to the shipped ones and the agreement of both with the labels of each half (the shipped
 weights' held-out figure is honest only if they were fitted by this script, on this split);
-``--out`` also writes them as ``fit-verifier.json``. It never edits assistant/verify.py: paste
+``--out`` also writes them as ``fit-verifier.json``. It never edits assistant/answer/verify.py: paste
 the printed lines there.
 """
 
@@ -47,9 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from assistant import verify
+from assistant.answer import verify
 from assistant.errors import ConfigError
-from assistant.readers import default_sample_paths, read_paths
+from assistant.ingest.readers import default_sample_paths, read_paths
 from assistant.text import title_key
 from assistant.types import Source
 
@@ -87,7 +87,7 @@ class Weights:
         return features @ np.array([self.w[n] for n in names]) + self.bias
 
     def lines(self) -> str:
-        """As Python lines for assistant/verify.py."""
+        """As Python lines for assistant/answer/verify.py."""
         out = [f"{name} = {value:.2f}" for name, value in self.w.items()]
         return "\n".join([*out, f"BIAS = {self.bias:.2f}"])
 
@@ -153,14 +153,14 @@ def weight_names() -> list[str]:
     names = sorted(n for n in vars(verify) if n.startswith("W_"))
     if not names or not hasattr(verify, "BIAS") or not hasattr(verify, "NUMBER_PENALTY"):
         raise ConfigError(
-            "assistant.verify has no W_* weights, BIAS or NUMBER_PENALTY any more; update "
+            "assistant.answer.verify has no W_* weights, BIAS or NUMBER_PENALTY any more; update "
             "evals/fit_verifier.py to the verifier's new score"
         )
     return names
 
 
 def shipped_weights() -> Weights:
-    """The weights assistant/verify.py ships."""
+    """The weights assistant/answer/verify.py ships."""
     return Weights({n: float(getattr(verify, n)) for n in weight_names()}, float(verify.BIAS))
 
 
@@ -381,5 +381,5 @@ def summary(report: dict[str, Any]) -> str:
             f"| {held['agreement']:.2f} (n={held['n']}) |"
         )
     lines += ["", "held out, fitted weights, per kind: " + str(a["fitted_on_held_out"]["by_kind"])]
-    lines += ["", "for assistant/verify.py:", report["lines"]]
+    lines += ["", "for assistant/answer/verify.py:", report["lines"]]
     return "\n".join(lines)

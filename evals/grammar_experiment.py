@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from assistant.assistant import Assistant
-from assistant.citations import parse_answer
-from assistant.llm import LocalChatModel
+from assistant.answer.citations import parse_answer
+from assistant.answer.engine import Assistant
+from assistant.llm.local import LocalChatModel
 from assistant.settings import Settings
 from assistant.types import Answer
 

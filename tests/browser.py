@@ -54,7 +54,7 @@ def chromium_path() -> str:
 @contextlib.contextmanager
 def served(app: Any) -> Iterator[str]:
     """Serve a built app on a free 127.0.0.1 port in a background thread; yields its URL."""
-    from assistant.ui import launch
+    from assistant.app.ui import launch
 
     url = launch(app, port=free_port(), block=False)
     try:

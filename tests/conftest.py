@@ -33,8 +33,8 @@ from chroma_server import chroma_server  # noqa: E402
 from llm_server import llama_server  # noqa: E402
 from source_tree import REPO_ROOT  # noqa: E402
 
-from assistant.embeddings import Embedder, load_embedder  # noqa: E402
-from assistant.models import resolve_model_path  # noqa: E402
+from assistant.index.embeddings import Embedder, load_embedder  # noqa: E402
+from assistant.llm.presets import resolve_model_path  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 
 _real_connect = socket.socket.connect
@@ -82,7 +82,7 @@ def make_settings(tmp_path: Path):
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
     """The sample collection ingested once; tests that change an index copy it first."""
-    from assistant.ingest import ingest
+    from assistant.ingest.pipeline import ingest
 
     index_dir = tmp_path_factory.mktemp("sample") / "index"
     ingest(None, Settings(index_dir=index_dir), embedder=embedder)

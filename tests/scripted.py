@@ -1,6 +1,6 @@
 """A chat model that replays scripted replies: the test double for code that reads replies.
 
-It goes through the same door as the real models (a :class:`~assistant.llm.ChatModel`
+It goes through the same door as the real models (a :class:`~assistant.llm.base.ChatModel`
 subclass), so the code under test cannot tell it apart. Use it only where what is tested is
 how the assistant treats what a model writes, which the real tiny model cannot be made to
 write on demand.
@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from assistant.errors import LLMError
-from assistant.llm import ChatModel, Messages
+from assistant.llm.base import ChatModel, Messages
 
 __all__ = ["ScriptedChatModel"]
 

@@ -10,8 +10,8 @@ import pytest
 from scripted import ScriptedChatModel
 
 from assistant import Assistant, Settings
+from assistant.answer.verify import NO_ANSWER_TEXT
 from assistant.prompts import load_prompt
-from assistant.verify import NO_ANSWER_TEXT
 
 NOISE_TITLE = "Adding Gradient Noise Improves Learning for Very Deep Networks"
 NOISE_Q = (

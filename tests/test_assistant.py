@@ -13,11 +13,12 @@ from scripted import ScriptedChatModel
 from source_tree import REPO_ROOT
 
 from assistant import Answer, Assistant, Settings
+from assistant.answer.retrieval import parse_filters, tokenize
+from assistant.answer.verify import NO_ANSWER_TEXT
 from assistant.errors import ConfigError, IndexMissingError, LLMUnavailableError, QuestionError
-from assistant.llm import LocalChatModel, OpenAIChatModel
+from assistant.llm.local import LocalChatModel
+from assistant.llm.openai_compat import OpenAIChatModel
 from assistant.prompts import PROMPT_NAMES, load_prompt
-from assistant.retrieval import parse_filters, tokenize
-from assistant.verify import NO_ANSWER_TEXT
 
 GASNET = "Galaxy Spectra neural Network (GaSNet). II."
 HAWQ = "HAWQ: Hessian AWare Quantization"
@@ -84,7 +85,7 @@ def test_irrelevant_question_retrieves_nothing(assistant_with) -> None:
 def test_a_llama_index_vector_store_is_enough(sample_index: Path, embedder) -> None:
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from assistant.index import PaperIndex, open_chroma
+    from assistant.index.chroma import PaperIndex, open_chroma
 
     settings = Settings(index_dir=sample_index)
     col = open_chroma(settings).get_collection(settings.collection)
@@ -262,7 +263,7 @@ def test_unreachable_server_names_url_and_model(assistant_with) -> None:
 # --- the command line ---------------------------------------------------------------------
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", *args],
+        [sys.executable, "-m", "assistant", *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -304,7 +305,7 @@ def test_cli_errors_are_one_readable_line(tmp_path: Path) -> None:
 @pytest.mark.server
 def test_cli_chat_takes_follow_ups_from_stdin(sample_index: Path, tiny_server_url: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "chat", "--index-dir", str(sample_index)]
+        [sys.executable, "-m", "assistant", "chat", "--index-dir", str(sample_index)]
         + ["--base-url", tiny_server_url, "--model", "tiny"],
         input="What does GaSNet-II predict besides the spectral class?\n\n/new\n  \n/quit\n",
         capture_output=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from source_tree import REPO_ROOT
 
-from assistant.readers import read_paths
+from assistant.ingest.readers import read_paths
 from benchmarks.synth import synth_records, write_jsonl
 
 

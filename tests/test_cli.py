@@ -10,7 +10,7 @@ import pytest
 from llm_server import free_port
 from test_assistant import _cli
 
-from assistant.cli import _share_auth
+from assistant.app.cli import _share_auth
 from assistant.errors import ConfigError
 
 

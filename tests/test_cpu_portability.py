@@ -3,7 +3,7 @@
 - The installed llama-cpp-python is the build set-up chose (``LLAMA_BUILD``, portable by
   default): its compiled features (``llama_print_system_info``) and, for the portable build,
   its machine code (no AVX-512 registers, no AMX tile instructions).
-- The decisions of :mod:`assistant.cpu` on the CPUs users have (AMD Zen 4, Intel Sapphire
+- The decisions of :mod:`assistant.llm.cpu` on the CPUs users have (AMD Zen 4, Intel Sapphire
   Rapids with AMX, AVX2-only), with the feature strings real builds print.
 - The loader passes ``use_extra_bufts`` to llama.cpp as decided, on the real tiny model.
 - ``scripts/setup.sh --print-llama-build``: the flags and wheel cache of each build kind.
@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 from source_tree import REPO_ROOT
 
-from assistant.cpu import (
+from assistant.llm.backend import chat_model_from_settings
+from assistant.llm.cpu import (
     build_problems,
     cpu_flags,
     library_features,
@@ -30,7 +31,7 @@ from assistant.cpu import (
     repack_decision,
     unsupported_features,
 )
-from assistant.llm import LocalChatModel, chat_model_from_settings
+from assistant.llm.local import LocalChatModel
 from assistant.settings import Settings
 
 BUILD = os.environ.get("LLAMA_BUILD", "portable")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.llm import chat_model_from_settings
+from assistant.llm.backend import chat_model_from_settings
 
 pytestmark = pytest.mark.slow
 

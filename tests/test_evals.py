@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from scripted import ScriptedChatModel
 
-from assistant.readers import default_sample_paths, read_paths
+from assistant.ingest.readers import default_sample_paths, read_paths
 from assistant.text import title_key
 from evals.__main__ import main
 from evals.baseline import split_cited_sentences
@@ -301,7 +301,7 @@ def test_smoke_run_writes_a_consistent_report(
 
 def test_judge_model_choice(make_settings: Any) -> None:
     from assistant.errors import ConfigError
-    from assistant.llm import OpenAIChatModel
+    from assistant.llm.openai_compat import OpenAIChatModel
     from evals.judge import judge_model
 
     shared = ScriptedChatModel(["yes"])

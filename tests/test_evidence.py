@@ -1,20 +1,13 @@
-"""Reading the question and weighing the evidence (assistant.evidence), on real abstracts
+"""Reading the question and weighing the evidence (assistant.answer.evidence), on real abstracts
 and the real embedder."""
 
 from __future__ import annotations
 
 import pytest
 
-from assistant.evidence import (
-    PassagePlan,
-    assess,
-    coverage_gaps,
-    extractive_answer,
-    missing_names,
-    question_shape,
-    score_sources,
-    select_passages,
-)
+from assistant.answer.compose import extractive_answer
+from assistant.answer.evidence import PassagePlan, assess, score_sources, select_passages
+from assistant.answer.question import coverage_gaps, missing_names, question_shape
 from assistant.types import Source
 
 NOISE = Source(

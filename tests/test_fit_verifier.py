@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant import verify
+from assistant.answer import verify
 from assistant.errors import ConfigError
 from evals.__main__ import main
 from evals.fit_verifier import (

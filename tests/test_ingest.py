@@ -15,9 +15,9 @@ import pytest
 from source_tree import REPO_ROOT
 
 from assistant.errors import IndexMismatchError, IndexMissingError, InputError
-from assistant.index import PaperIndex
-from assistant.ingest import ingest
-from assistant.readers import default_sample_paths, read_paths
+from assistant.index.chroma import PaperIndex
+from assistant.ingest.pipeline import ingest
+from assistant.ingest.readers import default_sample_paths, read_paths
 from assistant.settings import Settings
 
 SAMPLE_PAPERS = read_paths(default_sample_paths()).papers
@@ -200,7 +200,7 @@ def test_mismatched_embedder_or_chunking_refused(tmp_path: Path, make_settings, 
     with pytest.raises(IndexMismatchError, match="--rebuild"):
         PaperIndex(make_settings(chunk_size=256)).open()
     # Same weights under another model id is still another embedder as far as the index knows.
-    from assistant.embeddings import resolve_embed_model_path
+    from assistant.index.embeddings import resolve_embed_model_path
 
     other = make_settings(embed_model=str(resolve_embed_model_path("all-MiniLM-L6-v2")))
     with pytest.raises(IndexMismatchError, match="embed_model"):
@@ -382,7 +382,7 @@ def test_prune_ignores_recorded_sources_that_were_not_named(
 def test_stopped_chroma_server_is_an_error_not_a_missing_index(tmp_path: Path) -> None:
     from chroma_server import chroma_server
 
-    from assistant.cli import _ingest_sample_if_missing
+    from assistant.app.cli import _ingest_sample_if_missing
     from assistant.errors import IndexUnavailableError
 
     (tmp_path / "srv").mkdir()
@@ -450,7 +450,7 @@ def test_staging_left_by_a_killed_run_is_removed(
 ):
     import tempfile
 
-    from assistant.ingest import STAGING_PREFIX
+    from assistant.ingest.pipeline import STAGING_PREFIX
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()

@@ -15,20 +15,14 @@ import numpy as np
 import pytest
 from test_ingest import run_cli, write_jsonl
 
-from assistant.assistant import Assistant
-from assistant.index import PaperIndex
-from assistant.ingest import ingest
-from assistant.lexical import (
-    LexicalIndex,
-    build_bm25,
-    build_bm25_from_ids,
-    default_server_folder,
-    save_bm25,
-    tokenize,
-)
-from assistant.readers import default_sample_paths, read_paths
-from assistant.retrieval import HybridRetriever
-from assistant.settings import Settings, default_data_dir
+from assistant.answer.engine import Assistant
+from assistant.answer.retrieval import HybridRetriever
+from assistant.index.chroma import PaperIndex
+from assistant.index.lexical import LexicalIndex, build_bm25, tokenize
+from assistant.index.lexical_writer import build_bm25_from_ids, save_bm25
+from assistant.ingest.pipeline import ingest
+from assistant.ingest.readers import default_sample_paths, read_paths
+from assistant.settings import Settings, default_data_dir, default_server_folder
 
 QA = Path(__file__).resolve().parent.parent / "evals" / "data" / "sample_qa.jsonl"
 NAMES = ["HAWQ", "ZeroQ", "GaSNet-II", "grokking", "What does GaSNet-II predict?"]
@@ -164,7 +158,7 @@ def test_missing_index_is_dense_only_with_a_warning_then_ingest_builds_it(
     settings = Settings(index_dir=sample_index_copy)
     shutil.rmtree(settings.lexical_path())  # an index made before the lexical index existed
     assistant = Assistant(settings, embed_model=embedder)
-    with caplog.at_level(logging.WARNING, logger="assistant.lexical"):
+    with caplog.at_level(logging.WARNING, logger="assistant.index.lexical"):
         assert assistant.retriever.bm25("HAWQ", 30, None) == []
         title = read_paths(default_sample_paths()).papers[5].title
         sources = assistant.retrieve(title)

@@ -23,9 +23,11 @@ from assistant.errors import (
     ModelMissingError,
     QuestionError,
 )
-from assistant.llm import LocalChatModel, OpenAIChatModel, chat_model_from_settings
-from assistant.llm_adapter import as_llama_index_llm
-from assistant.models import (
+from assistant.llm.backend import chat_model_from_settings
+from assistant.llm.llama_index_llm import as_llama_index_llm
+from assistant.llm.local import LocalChatModel
+from assistant.llm.openai_compat import OpenAIChatModel
+from assistant.llm.presets import (
     check_gguf,
     locate_package_file,
     pip_command,

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.embeddings import ONNX_MODELS, OnnxEmbedder, load_embedder, resolve_onnx_model
 from assistant.errors import IndexMismatchError, ModelMissingError
-from assistant.ingest import ingest
-from assistant.readers import default_sample_paths, read_paths
+from assistant.index.embeddings import ONNX_MODELS, OnnxEmbedder, load_embedder, resolve_onnx_model
+from assistant.ingest.pipeline import ingest
+from assistant.ingest.readers import default_sample_paths, read_paths
 from assistant.settings import Settings
 
 ONNX_ID = "all-MiniLM-L6-v2-onnx-int8"
@@ -65,7 +65,7 @@ def test_vectors_of_two_embedders_never_mix(tmp_path: Path, embedder) -> None:
     other = Settings(index_dir=tmp_path / "onnx-index", embed_model=ONNX_ID)
     report = ingest(papers, other, embedder=onnx)
     assert report.chunks_written > 0
-    from assistant.assistant import Assistant
+    from assistant.answer.engine import Assistant
 
     assistant = Assistant(other, embed_model=onnx)
     title = read_paths(papers).papers[0].title

@@ -22,8 +22,8 @@ import pytest
 from llm_server import free_port
 from test_ingest import last_json, run_cli, write_jsonl
 
-from assistant.index import PaperIndex
-from assistant.lexical import LexicalIndex
+from assistant.index.chroma import PaperIndex
+from assistant.index.lexical import LexicalIndex
 from assistant.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from assistant import formats
 from assistant.errors import InputError
-from assistant.readers import (
+from assistant.ingest import records
+from assistant.ingest.readers import (
     ReadResult,
     default_sample_paths,
     detect_format,
-    normalize_arxiv_id,
     read_paths,
 )
+from assistant.ingest.records import normalize_arxiv_id
 from assistant.text import paper_id_for_title
 from assistant.types import Paper
 
@@ -472,7 +472,7 @@ def test_detect_format(name: str, fmt: str | None) -> None:
 def test_json_array_with_a_bad_element_reads_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(formats, "CHUNK_CHARS", chunk)
+    monkeypatch.setattr(records, "CHUNK_CHARS", chunk)
     good = [
         {"id": f"2101.0000{i}", "title": f'P{i} "quoted [x] {{y}}" \\ end', "abstract": ABS}
         for i in range(3)
@@ -524,7 +524,7 @@ def test_csv_field_over_the_old_limit_is_one_skipped_record(tmp_path: Path) -> N
 
 
 def test_overlong_line_is_skipped_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats, "MAX_RECORD_CHARS", 2000)
+    monkeypatch.setattr(records, "MAX_RECORD_CHARS", 2000)
     lines = [
         json.dumps({"title": "Before", "abstract": ABS}),
         json.dumps({"title": "Huge", "abstract": ABS * 40}),
@@ -542,7 +542,7 @@ def test_reading_holds_one_record_at_a_time(
     tracemalloc sees it); the papers themselves live in the staging file."""
     import tracemalloc
 
-    monkeypatch.setattr(formats, "CHUNK_CHARS", 1 << 16)
+    monkeypatch.setattr(records, "CHUNK_CHARS", 1 << 16)
     sample = read_paths(default_sample_paths()).papers
     path = tmp_path / "many.jsonl"
     with open(path, "w", encoding="utf-8") as f:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from source_tree import REPO_ROOT
 
-from assistant.readers import default_sample_paths, read_paths
+from assistant.ingest.readers import default_sample_paths, read_paths
 from assistant.safety import instruction_reason, safe_url, withhold_instructions
 from assistant.text import normalize_text, split_sentences, strip_control
 
@@ -202,10 +202,10 @@ def test_injected_claim_is_not_evidence_and_links_stay_out(tmp_path: Path, embed
     record's javascript: link is in neither the Markdown export nor the JSON answer."""
     from scripted import ScriptedChatModel
 
-    from assistant.assistant import Assistant
-    from assistant.ingest import ingest
+    from assistant.answer.engine import Assistant
+    from assistant.answer.verify import UNSUPPORTED_MARK
+    from assistant.ingest.pipeline import ingest
     from assistant.settings import Settings
-    from assistant.verify import UNSUPPORTED_MARK
 
     body = f"{ABS} The catalyst stays active for 500 hours of operation."
     records = [

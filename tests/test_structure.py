@@ -10,24 +10,35 @@ from pathlib import Path
 import pytest
 from source_tree import REPO_ROOT
 
-from assistant import models, resources
+from assistant import resources
 from assistant.errors import ConfigError
-from assistant.llm import ChatModel
+from assistant.llm import presets
+from assistant.llm.base import ChatModel
 from assistant.settings import Settings
 from assistant.tokens import encoding_for_model, get_encoding
 
 
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO_ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def _imports(pkg: str) -> dict[str, set[str]]:
-    """Module -> the modules of the same packages it imports, anywhere in its code."""
+    """Module -> the modules it imports (and the names it imports from them), anywhere in its
+    code, for every module of the package and its subpackages."""
     graph: dict[str, set[str]] = {}
-    for path in sorted((REPO_ROOT / pkg).glob("*.py")):
-        mod = pkg if path.stem == "__init__" else f"{pkg}.{path.stem}"
+    for path in sorted((REPO_ROOT / pkg).rglob("*.py")):
+        mod = _module_name(path)
+        here = mod if path.stem == "__init__" else mod.rpartition(".")[0]
         deps: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
-                base = f"{pkg}.{node.module}" if node.level and node.module else node.module
-                base = pkg if node.level and not node.module else base
-                deps.add(base or "")
+                if node.level:
+                    anchor = here.rsplit(".", node.level - 1)[0] if node.level > 1 else here
+                    base = f"{anchor}.{node.module}" if node.module else anchor
+                else:
+                    base = node.module or ""
+                deps.add(base)
                 deps.update(f"{base}.{a.name}" for a in node.names)
             elif isinstance(node, ast.Import):
                 deps.update(a.name for a in node.names)
@@ -35,9 +46,13 @@ def _imports(pkg: str) -> dict[str, set[str]]:
     return graph
 
 
-def test_no_import_cycles_in_the_packages() -> None:
+def _internal_graph() -> dict[str, set[str]]:
     graph = _imports("assistant") | _imports("evals")
-    graph = {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+    return {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+
+
+def test_no_import_cycles_in_the_packages() -> None:
+    graph = _internal_graph()
 
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
         for nxt in graph[start]:
@@ -47,7 +62,59 @@ def test_no_import_cycles_in_the_packages() -> None:
 
     cycles = sorted(m for m in graph if reaches(m, m, {m}))
     assert not cycles, f"modules on an import cycle: {cycles}"
-    assert "assistant.llm" in graph["assistant.llm_adapter"]  # the adapter depends on llm
+    assert "assistant.llm.base" in graph["assistant.llm.llama_index_llm"]  # adapter -> door
+
+
+CORE = {"errors", "settings", "types", "resources", "prompts", "text", "tokens", "safety"}
+SUBPACKAGES = {"answer", "app", "index", "ingest", "llm"}
+
+
+def test_the_layout_follows_the_pipeline() -> None:
+    """A flat core and one subpackage per seam; every module says where it stands in the
+    pipeline and stays short enough to read in one sitting."""
+    top = {p.stem for p in (REPO_ROOT / "assistant").glob("*.py")} - {"__init__", "__main__"}
+    assert top == CORE
+    subs = {p.parent.name for p in (REPO_ROOT / "assistant").glob("*/__init__.py")}
+    assert subs == SUBPACKAGES
+    too_long, undocumented = [], []
+    for path in sorted((REPO_ROOT / "assistant").rglob("*.py")) + sorted(
+        (REPO_ROOT / "evals").rglob("*.py")
+    ):
+        rel = path.relative_to(REPO_ROOT)
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > 600:
+            too_long.append(f"{rel} ({len(text.splitlines())} lines)")
+        if not ast.get_docstring(ast.parse(text)):
+            undocumented.append(str(rel))
+    assert not too_long, f"modules over 600 lines: {too_long}"
+    assert not undocumented, f"modules without a docstring: {undocumented}"
+
+
+def test_the_seams_of_the_import_graph() -> None:
+    """Core modules import no stage (settings reads the preset names, nothing else); the
+    stages do not import the doors; reading and answering do not import each other."""
+    graph = _internal_graph()
+
+    def stage(mod: str) -> str:
+        parts = mod.split(".")
+        return parts[1] if parts[0] == "assistant" and len(parts) > 2 else parts[0]
+
+    wrong = []
+    for mod, deps in graph.items():
+        for dep in deps:
+            if not dep.startswith("assistant.") or dep.count(".") < 2:
+                continue
+            src, dst = stage(mod), stage(dep)
+            if mod.startswith("assistant.") and mod.count(".") == 1 and mod != "assistant.__main__":
+                if dep != "assistant.llm.presets" and not dep.startswith("assistant.answer.engine"):
+                    wrong.append(f"core {mod} imports {dep}")
+            elif src in SUBPACKAGES - {"app"} and dst == "app":
+                wrong.append(f"{mod} imports the door {dep}")
+            elif {src, dst} == {"ingest", "answer"}:
+                wrong.append(f"{mod} imports {dep}")
+    assert not wrong, wrong
+    # ``assistant`` itself names the engine lazily (TYPE_CHECKING and __getattr__ only)
+    assert "assistant.answer.engine" in graph["assistant"]
 
 
 def test_chat_model_is_an_abstract_door() -> None:
@@ -71,13 +138,13 @@ def test_chat_model_is_an_abstract_door() -> None:
 
 
 def test_preset_names_come_from_presets_json_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    from assistant.cli import _llm_args
+    from assistant.app.cli import _llm_args
     from evals.__main__ import _parser
 
-    real = models._presets()
-    assert models.preset_names() == list(real)
+    real = presets._presets()
+    assert presets.preset_names() == list(real)
     extra = dict(real) | {"xl": dict(real["base"], id="xl-model")}
-    monkeypatch.setattr(models, "_presets", lambda: extra)
+    monkeypatch.setattr(presets, "_presets", lambda: extra)
     assert Settings(llm_preset="xl").llm_preset == "xl"
     with pytest.raises(
         ConfigError, match="unknown preset 'nope'; choose one of tiny, small, base, xl"
@@ -123,8 +190,8 @@ def test_no_function_in_the_packages_is_over_100_lines() -> None:
 
 
 def test_setting_flags_come_from_one_table() -> None:
-    from assistant.cli import _ingest_parser, _query_parser
-    from assistant.cli_common import SETTING_FLAGS, settings_from_args
+    from assistant.app.cli import _ingest_parser, _query_parser
+    from assistant.app.options import SETTING_FLAGS, settings_from_args
     from evals.__main__ import _parser
 
     for flags in SETTING_FLAGS.values():

@@ -27,13 +27,16 @@ from browser import (  # noqa: F401  (fixtures)
 from llm_server import free_port
 from scripted import ScriptedChatModel
 
-from assistant.assistant import Assistant
+from assistant.answer.engine import Assistant
+from assistant.answer.verify import NO_ANSWER_TEXT
+from assistant.app.render import render_answer
+from assistant.app.ui import SAMPLE_QUESTIONS, build_app, serve
 from assistant.errors import ConfigError
-from assistant.llm import ChatModel, LocalChatModel, OpenAIChatModel
+from assistant.llm.base import ChatModel
+from assistant.llm.local import LocalChatModel
+from assistant.llm.openai_compat import OpenAIChatModel
 from assistant.settings import Settings
 from assistant.types import Answer, Citation
-from assistant.ui import SAMPLE_QUESTIONS, build_app, render_answer, serve
-from assistant.verify import NO_ANSWER_TEXT
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -341,7 +344,7 @@ HOSTILE = (
 
 
 def test_model_text_is_escaped_as_plain_text() -> None:
-    from assistant.ui import _render_streaming
+    from assistant.app.render import _render_streaming
 
     for html in (
         _render_streaming(HOSTILE),

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from assistant.errors import InputError
-from assistant.text import parse_citation_markers, split_sentences
-from assistant.types import Source
-from assistant.verify import (
+from assistant.answer.citations import is_refusal, parse_citation_markers
+from assistant.answer.verify import (
     NO_ANSWER_TEXT,
     UNSUPPORTED_MARK,
-    is_refusal,
     support_scores,
     verify_answer,
 )
+from assistant.errors import InputError
+from assistant.text import split_sentences
+from assistant.types import Source
 from evals.fit_verifier import JUDGE_PAIRS, judge_pair_features, sample_abstracts, split_pairs
 from evals.judge import load_judge_pairs
 

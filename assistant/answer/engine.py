@@ -1,0 +1,426 @@
+"""The query engine, the answer pipeline end to end: retrieve papers, read the question, pick the
+passages that matter, prompt the model, verify its sentences, compose the answer.
+
+from assistant import Assistant
+a = Assistant.from_settings()
+ans = a.ask("Which papers study grokking, and what do they find?")
+print(ans.text); print(ans.bibliography())
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant.answer.compose import compose_answer
+from assistant.answer.evidence import (
+    Assessment,
+    PassagePlan,
+    SourceEvidence,
+    assess,
+    best_for_parts,
+    score_sources,
+    select_passages,
+)
+from assistant.answer.question import QuestionShape, question_shape
+from assistant.answer.retrieval import HybridRetriever, Reranker
+from assistant.answer.verify import NO_ANSWER_TEXT, verify_answer
+from assistant.errors import QuestionError
+from assistant.index.chroma import PaperIndex
+from assistant.index.embeddings import Embedder, MemoEmbed, load_embedder
+from assistant.llm.backend import chat_model_from_settings
+from assistant.llm.base import ChatModel
+from assistant.llm.local import LocalChatModel
+from assistant.prompts import load_prompt
+from assistant.settings import Settings
+from assistant.types import Answer, Source
+
+__all__ = ["Assistant", "History"]
+
+STOP = ["\nQuestion:", "\nPapers:", "\n<papers>", "\nExample "]
+"""Where a small model that keeps going past its answer is cut off."""
+
+log = logging.getLogger(__name__)
+
+History = Sequence[Any]
+"""Earlier turns: :class:`Answer` objects, ``(question, answer)`` pairs, or chat messages
+``{"role": "user"|"assistant", "content": ...}`` (Gradio's format)."""
+
+
+@dataclass
+class _Turn:
+    """A question on its way through the pipeline."""
+
+    question: str
+    standalone: str
+    sources: list[Source] = field(default_factory=list)
+    evidence: list[SourceEvidence] = field(default_factory=list)
+    shape: QuestionShape | None = None
+    assessment: Assessment | None = None
+    messages: list[dict[str, str]] = field(default_factory=list)
+    prompt_tokens: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+
+class Assistant:
+    """Answers questions over the indexed abstracts, citing the papers it used.
+
+    Every heavy part can be passed in (``llm``, ``embed_model``, ``vector_store``, ``index``,
+    ``reranker``); what is not passed is built from ``settings`` when first needed.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        llm: ChatModel | None = None,
+        embed_model: Embedder | None = None,
+        vector_store: Any | None = None,
+        index: PaperIndex | None = None,
+        reranker: Reranker | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load()
+        self._llm = llm
+        self._embedder = embed_model
+        if index is None and vector_store is not None:
+            # a llama-index ChromaVectorStore: use its collection
+            index = PaperIndex(self.settings, collection=vector_store.client)
+        self._index = index
+        self._reranker = reranker
+        self._retriever: HybridRetriever | None = None
+        self._memo: MemoEmbed | None = None
+        self._init_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **parts: Any) -> Assistant:
+        return cls(settings or Settings.load(), **parts)
+
+    # --- parts, built lazily ----------------------------------------------------------------
+    @property
+    def llm(self) -> ChatModel:
+        with self._init_lock:
+            if self._llm is None:
+                self._llm = chat_model_from_settings(self.settings)
+            return self._llm
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._init_lock:
+            if self._embedder is None:
+                self._embedder = load_embedder(self.settings)
+            return self._embedder
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        embedder = self.embedder
+        with self._init_lock:
+            if self._retriever is None:
+                index = self._index or PaperIndex(self.settings)
+                index.open()
+                self._index = index
+                self._retriever = HybridRetriever(
+                    self.settings, index, embedder, reranker=self._reranker
+                )
+                self._memo = MemoEmbed(embedder)
+            return self._retriever
+
+    @property
+    def embed(self) -> MemoEmbed:
+        _ = self.retriever
+        assert self._memo is not None  # set with the retriever
+        return self._memo
+
+    def warm_up(self) -> None:
+        """Open the index, build BM25, load the model and, for the local model, read the
+        system prompt into its cache now rather than on the first question (every answer's
+        prompt starts with it, so later questions pay only for their own part)."""
+        self.retriever.ensure_ready()
+        if isinstance(self.llm, LocalChatModel):
+            self.llm.complete(self._with_system("Question: ready?"), max_tokens=1)
+
+    def _with_system(self, user: str) -> list[dict[str, str]]:
+        """The fixed system prompt, then ``user``: prompts that start alike share the
+        local model's cache of the system prompt."""
+        return [
+            {"role": "system", "content": load_prompt("system").render()},
+            {"role": "user", "content": user},
+        ]
+
+    def info(self) -> dict[str, Any]:
+        """What is answering: model, embedder, index location and size."""
+        index_info = self.retriever.index.info()
+        return {
+            "model": self.llm.name,
+            "backend": self.settings.backend,
+            "embed_model": index_info.get("embed_model"),
+            "papers": index_info.get("papers"),
+            "chunks": index_info.get("chunks"),
+            "index": index_info.get("location"),
+            "collection": index_info.get("collection"),
+            "top_k": self.settings.top_k,
+        }
+
+    # --- the public calls -----------------------------------------------------------------
+    def retrieve(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        filters: Sequence[str] | dict[str, Any] | None = None,
+    ) -> list[Source]:
+        """The papers the assistant would use for ``question``, best first (numbered 1..n)."""
+        sources = self.retriever.retrieve(_check_question(question), top_k=top_k, filters=filters)
+        for i, s in enumerate(sources, 1):
+            s.number = i
+        return sources
+
+    def ask(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        filters: Sequence[str] | dict[str, Any] | None = None,
+        history: History | None = None,
+    ) -> Answer:
+        """Answer ``question``; every statement cites the paper it comes from."""
+        turn = self._prepare(question, top_k, filters, history)
+        if not turn.sources:
+            return self._no_answer(turn)
+        t = time.perf_counter()
+        raw = self.llm.complete(
+            turn.messages,
+            max_tokens=self.settings.max_tokens,
+            temperature=self.settings.temperature,
+            stop=STOP,
+        )
+        turn.timings["generation"] = time.perf_counter() - t
+        return self._finish(turn, raw)
+
+    def stream(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        filters: Sequence[str] | dict[str, Any] | None = None,
+        history: History | None = None,
+    ) -> Iterator[str | Answer]:
+        """Yield the model's text pieces as they come, then the verified :class:`Answer`.
+
+        The pieces carry the model's own citation numbers; the final Answer's ``text`` is the
+        checked version, with citations corrected and renumbered.
+        """
+        turn = self._prepare(question, top_k, filters, history)
+        if not turn.sources:
+            yield self._no_answer(turn)
+            return
+        t = time.perf_counter()
+        pieces: list[str] = []
+        for piece in self.llm.stream(
+            turn.messages,
+            max_tokens=self.settings.max_tokens,
+            temperature=self.settings.temperature,
+            stop=STOP,
+        ):
+            if not pieces:
+                turn.timings["first_token"] = time.perf_counter() - turn.started
+            pieces.append(piece)
+            yield piece
+        turn.timings["generation"] = time.perf_counter() - t
+        yield self._finish(turn, "".join(pieces))
+
+    def chat(self, history: History, question: str, **kwargs: Any) -> Answer:
+        """Answer a follow-up question in the context of ``history``."""
+        return self.ask(question, history=history, **kwargs)
+
+    # --- the pipeline ---------------------------------------------------------------------
+    def _prepare(
+        self,
+        question: str,
+        top_k: int | None,
+        filters: Sequence[str] | dict[str, Any] | None,
+        history: History | None,
+    ) -> _Turn:
+        question = _check_question(question)
+        retriever = self.retriever
+        q_tokens = self.llm.count_tokens(question)
+        if q_tokens > self.llm.context_window // 2:
+            raise QuestionError(
+                f"the question is {q_tokens} tokens long; the model's context window is "
+                f"{self.llm.context_window} tokens. Ask a shorter question."
+            )
+        turn = _Turn(question=question, standalone=question)
+        turns = _normalize_history(history)
+        boost: list[str] = []
+        if turns:
+            t = time.perf_counter()
+            turn.standalone = self._condense(turns, question)
+            turn.timings["condense"] = time.perf_counter() - t
+            boost = [pid for _, _, ids in turns[-2:] for pid in ids]
+        turn.shape = question_shape(turn.standalone)
+        if top_k is None and turn.shape.multi:
+            top_k = max(self.settings.top_k, self.settings.multi_top_k)
+        sources = retriever.retrieve(
+            turn.standalone, top_k=top_k, filters=filters, boost_ids=boost, timings=turn.timings
+        )
+        if not sources:
+            return turn
+        t = time.perf_counter()
+        turn.evidence = score_sources(turn.standalone, sources, self.embed, turn.shape)
+        turn.assessment = assess(turn.evidence, turn.shape)
+        plan = PassagePlan(
+            whole_top_tokens=self.settings.whole_abstract_tokens,
+            other_sentences=self.settings.passage_sentences,
+        )
+        select_passages(turn.evidence, turn.shape, self.llm.count_tokens, plan)
+        turn.sources = sources
+        turn.messages = self._fit_messages(turn)
+        turn.evidence = turn.evidence[: len(turn.sources)]
+        turn.timings["passages"] = time.perf_counter() - t
+        log.debug(
+            "evidence %s (%s); figure asked: %s; several papers: %s",
+            turn.assessment.level,
+            "; ".join(turn.assessment.reasons) or "all checks passed",
+            turn.shape.wants_figure,
+            turn.shape.multi,
+        )
+        return turn
+
+    def _fit_messages(self, turn: _Turn) -> list[dict[str, str]]:
+        """System prompt (an unchanging prefix the model can cache) plus the numbered passages,
+        dropping the weakest sources until everything fits the context window."""
+        source_tpl, answer_tpl = load_prompt("source"), load_prompt("answer")
+        budget = self.llm.context_window - self.settings.max_tokens - 16
+        sources = list(turn.sources)
+        while True:
+            for i, s in enumerate(sources, 1):
+                s.number = i
+            block = "\n".join(
+                source_tpl.render(number=s.number, title=s.title, passage=" ".join(s.passages))
+                for s in sources
+            )
+            messages = self._with_system(answer_tpl.render(sources=block, question=turn.standalone))
+            tokens = self.llm.count_message_tokens(messages)
+            if tokens <= budget or len(sources) == 1:
+                break
+            sources.pop()
+        if tokens > budget:
+            raise QuestionError(
+                f"the question and one source do not fit the model's {self.llm.context_window}-token "
+                "context window; ask a shorter question or raise ASSISTANT_N_CTX"
+            )
+        turn.sources = sources
+        # what the model reads beyond the system prompt, which it keeps cached between questions
+        turn.prompt_tokens = tokens - self.llm.count_message_tokens(messages[:1])
+        return messages
+
+    def _condense(self, turns: list[tuple[str, str, list[str]]], question: str) -> str:
+        """Rewrite a follow-up into a question that stands on its own."""
+        history = "\n".join(f"User: {q}\nAssistant: {a}" for q, a, _ in turns[-3:])
+        prompt = load_prompt("condense").render(history=history, question=question)
+        try:
+            out = self.llm.complete(self._with_system(prompt), max_tokens=80, temperature=0.0)
+        except Exception as exc:  # the answer step will report a broken LLM properly
+            log.warning("could not condense the follow-up question: %s", exc)
+            return question
+        out = out.strip().splitlines()[0].strip().strip('"') if out.strip() else ""
+        # A small model sometimes answers instead of rewriting: keep the original then.
+        if not out or len(out) > 4 * len(question) + 200:
+            return f"{turns[-1][0]} {question}"
+        return out
+
+    def _finish(self, turn: _Turn, raw: str) -> Answer:
+        """Verify the model's text, then decide: its checked answer, quotes of the evidence
+        (the extractive floor), or "not in the collection"."""
+        t = time.perf_counter()
+        verified = verify_answer(
+            _strip_echo(raw),
+            turn.sources,
+            self.embed,
+            threshold=self.settings.support_threshold,
+            drop_unsupported=self.settings.drop_unsupported,
+        )
+        assert turn.shape is not None and turn.assessment is not None  # set by _prepare
+        part_best: list[int] = []
+        if turn.assessment.level == "strong" and not turn.shape.multi:
+            top = max(turn.evidence, key=lambda ev: ev.best_score)
+            part_best = best_for_parts(turn.standalone, top, self.embed)
+        composed = compose_answer(
+            verified,
+            turn.evidence,
+            turn.shape,
+            turn.assessment,
+            question=turn.standalone,
+            part_best=part_best,
+        )
+        verified, quoted = composed.verified, composed.quoted
+        turn.timings["verification"] = time.perf_counter() - t
+        turn.timings["total"] = time.perf_counter() - turn.started
+        return Answer(
+            question=turn.question,
+            text=verified.text,
+            citations=verified.citations,
+            sources=turn.sources,
+            answerable=verified.answerable,
+            timings={k: round(v, 4) for k, v in turn.timings.items()},
+            sentences=verified.sentences,
+            raw_text=raw,
+            model=self.llm.name,
+            evidence_level=turn.assessment.level,
+            quoted=quoted,
+            prompt_tokens=turn.prompt_tokens,
+        )
+
+    def _no_answer(self, turn: _Turn) -> Answer:
+        turn.timings["total"] = time.perf_counter() - turn.started
+        return Answer(
+            question=turn.question,
+            text=NO_ANSWER_TEXT,
+            answerable=False,
+            timings={k: round(v, 4) for k, v in turn.timings.items()},
+            model=self._llm.name if self._llm is not None else "",
+        )
+
+
+_ECHO = re.compile(r"^\s*(?:answer|assistant)\s*:\s*", re.IGNORECASE)
+
+
+def _strip_echo(raw: str) -> str:
+    """Drop an "Answer:" label a small model sometimes repeats from the prompt."""
+    return _ECHO.sub("", raw, count=1)
+
+
+def _check_question(question: str) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise QuestionError("the question is empty: ask something about the papers")
+    return " ".join(question.split())
+
+
+def _normalize_history(history: History | None) -> list[tuple[str, str, list[str]]]:
+    """(question, answer text, cited paper ids) per earlier turn."""
+    turns: list[tuple[str, str, list[str]]] = []
+    pending: str | None = None
+    for item in history or []:
+        if isinstance(item, Answer):
+            turns.append((item.question, item.text, [c.paper_id for c in item.citations]))
+        elif isinstance(item, dict):
+            role, content = item.get("role"), item.get("content")
+            if not isinstance(content, str):
+                continue
+            if role == "user":
+                pending = content
+            elif role == "assistant" and pending is not None:
+                turns.append((pending, content, []))
+                pending = None
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            q, a = item
+            if isinstance(a, Answer):
+                turns.append((str(q), a.text, [c.paper_id for c in a.citations]))
+            else:
+                turns.append((str(q), str(a or ""), []))
+    return turns

@@ -1,0 +1,426 @@
+"""The index, dense side: the Chroma collection of paper chunks (open, check, write, update, prune).
+
+The index is the single source of truth for what has been ingested. Every chunk carries its
+paper's id, a hash of the text it was embedded from and the number of chunks of its paper,
+so a later run can tell which papers are current, changed, or half-written by a run that was
+interrupted, without any side file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from assistant.errors import (
+    AssistantError,
+    ConfigError,
+    IndexMismatchError,
+    IndexMissingError,
+    IndexUnavailableError,
+)
+from assistant.index.chunking import SCHEMA_VERSION, Chunk
+from assistant.settings import Settings
+
+__all__ = ["PaperIndex", "open_chroma", "PaperState"]
+
+log = logging.getLogger(__name__)
+
+
+def open_chroma(settings: Settings) -> Any:
+    """A Chroma client: a server when ``chroma_url`` is set, else on disk in ``index_dir``."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(
+                f"ASSISTANT_CHROMA_URL={settings.chroma_url!r} is not a URL like "
+                "http://127.0.0.1:8000"
+            )
+        port = url.port or (443 if url.scheme == "https" else 8000)
+        try:
+            client = chromadb.HttpClient(
+                host=url.hostname, port=port, ssl=url.scheme == "https", settings=chroma_settings
+            )
+            client.heartbeat()
+        except Exception as exc:
+            raise IndexUnavailableError(
+                f"cannot reach the Chroma server at {settings.chroma_url} ({exc}); start it "
+                "(`chroma run --path DIR --port PORT`) or unset ASSISTANT_CHROMA_URL to use the "
+                "index on disk"
+            ) from None
+        return client
+    try:
+        settings.index_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
+    except Exception as exc:
+        raise IndexUnavailableError(
+            f"cannot open the index at {settings.index_dir} ({type(exc).__name__}: {exc}); "
+            f"{_disk_remedy(settings)}"
+        ) from None
+
+
+def _disk_remedy(settings: Settings) -> str:
+    return (
+        f"check that {settings.index_dir} is a readable and writable folder holding a Chroma "
+        "index (not damaged, not in use by another Chroma version); to start over, move it "
+        "away and run `python ingest.py`"
+    )
+
+
+def _remedy(settings: Settings) -> str:
+    if settings.chroma_url:
+        return (
+            f"check that the Chroma server at {settings.chroma_url} is running and accepts this "
+            "client (`chroma run --path DIR --port PORT`), then run the command again"
+        )
+    return _disk_remedy(settings)
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    from chromadb.errors import NotFoundError
+
+    return isinstance(exc, NotFoundError)
+
+
+@dataclass
+class PaperState:
+    """What the index holds of one paper."""
+
+    text_hash: str
+    meta_hash: str
+    n_chunks: int
+    present: int
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.present == self.n_chunks
+
+
+class _OneCollection:
+    """The client of a collection handed to :class:`PaperIndex` alone (a llama-index
+    ChromaVectorStore's): Chroma has no public way from a collection to its client, and the
+    index asks a client only for its collection by name, or to delete it."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+
+    def get_collection(self, name: str, **_: Any) -> Any:
+        if name != self.collection.name:
+            from chromadb.errors import NotFoundError
+
+            raise NotFoundError(f"Collection [{name}] does not exist")
+        return self.collection
+
+    def delete_collection(self, name: str) -> None:
+        raise ConfigError(
+            f"cannot delete the collection {name!r}: it was handed in without its Chroma "
+            "client; open the index from its settings to rebuild it"
+        )
+
+
+class PaperIndex:
+    """A Chroma collection of paper chunks with the embedder and chunking it was built with."""
+
+    def __init__(
+        self, settings: Settings, *, client: Any | None = None, collection: Any | None = None
+    ) -> None:
+        self.settings = settings
+        self._given = collection
+        if client is None and collection is not None:
+            client = _OneCollection(collection)
+        self.client = client if client is not None else open_chroma(settings)
+        self._collection: Any | None = None
+        self.lexical: Any | None = None
+        """A :class:`~assistant.index.lexical.TokenStore` kept in step with every write (ingest)."""
+
+    # --- opening --------------------------------------------------------------------------
+    def _fingerprint(self, embed_dim: int) -> dict[str, Any]:
+        fp = dict(self.settings.index_fingerprint())
+        fp["embed_dim"] = embed_dim
+        return fp
+
+    @contextlib.contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Turn a failure of the store into :class:`IndexUnavailableError` naming it."""
+        try:
+            yield
+        except AssistantError:
+            raise
+        except Exception as exc:
+            raise IndexUnavailableError(
+                f"could not {action} the collection {self.settings.collection!r} at "
+                f"{self.settings.describe_index()} ({type(exc).__name__}: {exc}); "
+                f"{_remedy(self.settings)}"
+            ) from exc
+
+    def exists(self) -> bool:
+        """Whether the collection exists. Only Chroma's "not found" means no: any other
+        failure (server down, refused, damaged files) raises :class:`IndexUnavailableError`."""
+        return self._get_collection(self.settings.collection) is not None
+
+    def open(self, *, create_with_dim: int | None = None) -> Any:
+        """The collection, checked against the settings.
+
+        With ``create_with_dim`` a missing collection is created (ingest); without it a missing
+        collection raises :class:`IndexMissingError` (querying).
+        """
+        if self._collection is not None:
+            return self._collection
+        name = self.settings.collection
+        col = self._given or self._get_collection(name)
+        if col is None:
+            if create_with_dim is None:
+                raise IndexMissingError(
+                    f"no index named {name!r} at {self.settings.describe_index()}: run "
+                    "`python ingest.py` (the sample collection) or `python ingest.py PATH ...` "
+                    "first, or point ASSISTANT_INDEX_DIR / --index-dir at an existing index"
+                )
+            meta = self._fingerprint(create_with_dim)
+            meta.update(schema=SCHEMA_VERSION, created=time.time(), updated=time.time())
+            with self._guard("create"):
+                col = self.client.get_or_create_collection(
+                    name,
+                    metadata=meta,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    embedding_function=None,
+                )
+        self._check(col.metadata or {}, create_with_dim)
+        self._collection = col
+        return col
+
+    def _get_collection(self, name: str) -> Any | None:
+        """The collection, or None when Chroma says it does not exist."""
+        with self._guard("open"):
+            try:
+                return self.client.get_collection(name, embedding_function=None)
+            except Exception as exc:
+                if _is_not_found(exc):
+                    return None
+                raise
+
+    def _check(self, meta: dict[str, Any], embed_dim: int | None) -> None:
+        want = self.settings.index_fingerprint()
+        diffs = [
+            f"{k}: index has {meta.get(k)!r}, settings ask for {want[k]!r}"
+            for k in want
+            if k in meta and meta.get(k) != want[k]
+        ]
+        if embed_dim is not None and meta.get("embed_dim") not in (None, embed_dim):
+            diffs.append(f"embed_dim: index has {meta.get('embed_dim')}, model gives {embed_dim}")
+        if diffs:
+            raise IndexMismatchError(
+                f"the index {self.settings.collection!r} at {self.settings.describe_index()} was "
+                f"built with other settings ({'; '.join(diffs)}). Mixing them would give wrong "
+                "results. Rebuild it with `python ingest.py --rebuild [PATH ...]`, or use another "
+                "--index-dir / ASSISTANT_COLLECTION for the new settings, or set the old ones back."
+            )
+
+    @property
+    def collection(self) -> Any:
+        return self.open()
+
+    def info(self) -> dict[str, Any]:
+        """Collection metadata plus counts (for the UI and the CLI)."""
+        col = self.collection
+        meta = dict(col.metadata or {})
+        meta["chunks"] = self.chunk_count()
+        meta["papers"] = self.paper_count()
+        meta["location"] = self.settings.describe_index()
+        meta["collection"] = self.settings.collection
+        return meta
+
+    def drop(self) -> None:
+        """Delete the collection (``--rebuild``); a missing one is fine, any other failure
+        raises :class:`IndexUnavailableError` (the old data would otherwise stay)."""
+        if self.lexical is not None:
+            self.lexical.reset()
+        with self._guard("delete (nothing was rebuilt)"):
+            try:
+                self.client.delete_collection(self.settings.collection)
+            except Exception as exc:
+                if not _is_not_found(exc):
+                    raise
+        self._collection = None
+
+    def touch(self) -> None:
+        """Record that the collection changed (keys the BM25 cache)."""
+        col = self.collection
+        meta = {k: v for k, v in (col.metadata or {}).items() if not k.startswith("hnsw:")}
+        meta["updated"] = time.time()
+        with self._guard("update"):
+            col.modify(metadata=meta)
+
+    # --- reading --------------------------------------------------------------------------
+    def _get_all(
+        self, include: list[str], where: dict | None = None, page: int = 5000
+    ) -> Iterable[dict]:
+        col = self.collection
+        offset = 0
+        while True:
+            with self._guard("read"):
+                res = col.get(include=include, where=where, limit=page, offset=offset)
+            ids = res["ids"]
+            if not ids:
+                return
+            yield res
+            if len(ids) < page:
+                return
+            offset += page
+
+    def paper_states(self) -> dict[str, PaperState]:
+        """paper_id -> what the index holds of it (every paper; see :meth:`states_of`)."""
+        states: dict[str, PaperState] = {}
+        for res in self._get_all(["metadatas"]):
+            _fold_states(states, res["metadatas"])
+        return states
+
+    def states_of(self, paper_ids: Sequence[str]) -> dict[str, PaperState]:
+        """What the index holds of these papers (absent ones are left out)."""
+        states: dict[str, PaperState] = {}
+        ids = list(dict.fromkeys(paper_ids))
+        for start in range(0, len(ids), 500):
+            with self._guard("read"):
+                res = self.collection.get(
+                    where={"paper_id": {"$in": ids[start : start + 500]}}, include=["metadatas"]
+                )
+            _fold_states(states, res["metadatas"])
+        return states
+
+    def chunk_count(self) -> int:
+        with self._guard("count the chunks of"):
+            return int(self.collection.count())
+
+    def paper_count(self) -> int:
+        """How many papers the index holds (their first chunks, counted page by page)."""
+        return sum(len(res["ids"]) for res in self._get_all([], where={"chunk": 0}))
+
+    def iter_papers(self) -> Iterator[tuple[str, str, list[str]]]:
+        """(paper id, title, source files) for every chunk, page by page: a paper with several
+        chunks comes several times."""
+        for res in self._get_all(["metadatas"]):
+            for meta in res["metadatas"]:
+                pid = meta.get("paper_id")
+                if pid:
+                    yield pid, str(meta.get("title", "")), json.loads(meta.get("sources") or "[]")
+
+    def all_chunks(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        """Every chunk's id, text and metadata (for BM25)."""
+        ids: list[str] = []
+        docs: list[str] = []
+        metas: list[dict[str, Any]] = []
+        for res in self._get_all(["documents", "metadatas"]):
+            ids += res["ids"]
+            docs += res["documents"]
+            metas += res["metadatas"]
+        return ids, docs, metas
+
+    def chunks_of(self, paper_ids: Sequence[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        """paper_id -> [(chunk text, metadata)] in chunk order."""
+        out: dict[str, list[tuple[str, dict[str, Any]]]] = {pid: [] for pid in paper_ids}
+        if not paper_ids:
+            return out
+        with self._guard("read"):
+            res = self.collection.get(
+                where={"paper_id": {"$in": list(paper_ids)}}, include=["documents", "metadatas"]
+            )
+        for doc, meta in zip(res["documents"], res["metadatas"]):
+            out.setdefault(meta["paper_id"], []).append((doc, meta))
+        for items in out.values():
+            items.sort(key=lambda dm: int(dm[1].get("chunk", 0)))
+        return out
+
+    # --- writing --------------------------------------------------------------------------
+    def delete_papers(self, paper_ids: Sequence[str]) -> None:
+        for start in range(0, len(paper_ids), 500):
+            batch = list(paper_ids[start : start + 500])
+            if self.lexical is not None:  # before Chroma: the token store stays a subset
+                self.lexical.forget(batch)
+            with self._guard("delete from"):
+                self.collection.delete(where={"paper_id": {"$in": batch}})
+
+    def write_chunks(self, chunks: Sequence[Chunk], embeddings: Any) -> None:
+        """Replace the chunks of the papers in ``chunks`` with these (one add per batch)."""
+        from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        nodes = []
+        for chunk, vec in zip(chunks, embeddings):
+            node = TextNode(
+                id_=chunk.chunk_id,
+                text=chunk.text,
+                metadata=chunk.metadata,
+                embedding=[float(x) for x in vec],
+            )
+            node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(
+                node_id=chunk.metadata["paper_id"]
+            )
+            nodes.append(node)
+        self.delete_papers(sorted({c.metadata["paper_id"] for c in chunks}))
+        with self._guard("write to"):
+            ChromaVectorStore(chroma_collection=self.collection).add(nodes)
+        if self.lexical is not None:
+            self.lexical.record_chunks(chunks)
+
+    def update_metadata(self, updates: dict[str, dict[str, Any]]) -> None:
+        """Set metadata fields on every chunk of the given papers, without re-embedding."""
+        col = self.collection
+        pids = list(updates)
+        for start in range(0, len(pids), 500):
+            batch = pids[start : start + 500]
+            with self._guard("read"):
+                res = col.get(where={"paper_id": {"$in": batch}}, include=["metadatas"])
+            if not res["ids"]:
+                continue
+            metas = [_with_metadata(meta, updates[meta["paper_id"]]) for meta in res["metadatas"]]
+            with self._guard("update"):
+                col.update(ids=res["ids"], metadatas=metas)
+
+
+def _fold_states(states: dict[str, PaperState], metas: Iterable[dict[str, Any]]) -> None:
+    """Add chunks' metadata to per-paper states."""
+    for meta in metas:
+        pid = meta.get("paper_id")
+        if not pid:
+            continue
+        st = states.get(pid)
+        if st is None or st.text_hash != meta.get("text_hash"):
+            if st is not None:  # two versions half-written: treat as incomplete
+                st.present = -1
+                continue
+            st = PaperState(
+                text_hash=str(meta.get("text_hash", "")),
+                meta_hash=str(meta.get("meta_hash", "")),
+                n_chunks=int(meta.get("n_chunks", 1)),
+                present=0,
+                sources=json.loads(meta.get("sources") or "[]"),
+            )
+            states[pid] = st
+        if st.present >= 0:
+            st.present += 1
+
+
+def _with_metadata(meta: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A chunk's stored metadata with ``changes`` applied.
+
+    A chunk written through llama-index (``write_chunks``) also holds the node it serialised
+    (``_node_content``): llama-index reads the node back, takes the changes and writes it
+    again, as its ChromaVectorStore does on add, so llama-index readers see them too.
+    """
+    if "_node_content" not in meta:
+        return {**meta, **changes}
+    from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
+
+    node = metadata_dict_to_node(meta)
+    node.metadata.update(changes)
+    new = node_to_metadata_dict(node, remove_text=True, flat_metadata=True)
+    return {k: "" if v is None else v for k, v in new.items()}  # as ChromaVectorStore.add
