@@ -2,14 +2,20 @@
 collection and the eval datasets, and answers a question from outside the source tree.
 
 The wheel is built from this checkout without build isolation (nothing is downloaded) and
-installed into a fresh virtual environment that sees the system's packages for the heavy
-dependencies (torch, llama-cpp-python, chromadb...), with ``--no-deps``.
+installed with ``--no-deps`` into a fresh virtual environment that sees the packages of the
+environment running the tests for the heavy dependencies (torch, llama-cpp-python,
+chromadb...). That environment is often itself a virtualenv (the README's set-up), whose
+packages ``venv --system-site-packages`` would not see (it links the base interpreter's), so
+the new environment lists the running one's site-packages in a ``.pth`` file instead. A path
+listed there comes after the venv's own site-packages, and the ``.pth`` files inside it are not
+run, so this checkout's editable install cannot stand in for the wheel.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +30,7 @@ import json, sys
 from pathlib import Path
 import assistant, evals
 from assistant.prompts import PROMPT_NAMES, load_prompt
-from assistant.readers import default_sample_paths
+from assistant.ingest.readers import default_sample_paths
 from evals.runner import DATA_DIR
 print(json.dumps({
     "assistant": assistant.__file__,
@@ -55,10 +61,12 @@ def test_the_installed_wheel_answers_from_outside_the_source_tree(
     )
     (wheel,) = dist.glob("paper_assistant-*.whl")
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-         tmp_path, base_env)  # fmt: skip
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path, base_env)
     python = venv / "bin" / "python"
-    # pip itself comes from the system site packages; it installs into the venv.
+    own_site = Path(_run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                         tmp_path, base_env).strip())  # fmt: skip
+    (own_site / "_running_env.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    # pip itself comes from the running environment; it installs into the venv.
     _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
          tmp_path, base_env)  # fmt: skip
 
@@ -71,12 +79,12 @@ def test_the_installed_wheel_answers_from_outside_the_source_tree(
         "HF_HUB_OFFLINE": "1",
     }
     found = json.loads(_run([str(python), "-c", CHECK], outside, env).splitlines()[-1])
-    site = venv / "lib"
+    venv_lib = venv / "lib"
     for key in ("assistant", "evals"):  # the installed copy, not this checkout
-        assert Path(found[key]).is_relative_to(site), found[key]
+        assert Path(found[key]).is_relative_to(venv_lib), found[key]
     assert found["prompts"] == ["system", "answer", "source", "condense", "judge", "judge_claim"]
     assert len(found["sample"]) == 5
-    assert all(Path(p).is_relative_to(site) for p in found["sample"])
+    assert all(Path(p).is_relative_to(venv_lib) for p in found["sample"])
     wanted = {"sample_qa.jsonl", "scifact_claims.jsonl", "judge_pairs.jsonl"}
     assert wanted <= set(found["datasets"])
 
