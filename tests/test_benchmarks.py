@@ -56,3 +56,24 @@ def test_ingest_benchmark_smoke(tmp_path: Path) -> None:
     assert ratios["cold"]["time_ratio"] > 0 and ratios["warm"]["memory_ratio"] > 0
     assert report["machine"]["cpu_count"] >= 1
     assert "time ratio" in (tmp_path / "ingest.md").read_text()
+
+
+def test_every_committed_result_uses_the_current_timing_keys() -> None:
+    """A child's wall time is ``process_seconds`` (benchmarks/common.run_child); results
+    written before that name existed were migrated, and say so."""
+    old: list[str] = []
+
+    def walk(obj: object, where: str) -> None:
+        if isinstance(obj, dict):
+            old.extend(f"{where}/{k}" for k in obj if k == "process_s")
+            for k, v in obj.items():
+                walk(v, f"{where}/{k}")
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj):
+                walk(v, f"{where}[{i}]")
+
+    results = sorted((REPO_ROOT / "benchmarks" / "results").glob("*.json"))
+    assert results
+    for path in results:
+        walk(json.loads(path.read_text(encoding="utf-8")), path.name)
+    assert not old, f"results with the old process_s key: {old}"
