@@ -6,6 +6,8 @@ import hashlib
 import re
 import unicodedata
 
+from assistant.latex import latex_to_text
+
 __all__ = [
     "normalize_text",
     "strip_control",
@@ -18,36 +20,6 @@ __all__ = [
     "numbers_in",
 ]
 
-# LaTeX commands a reader should see as characters.
-_LATEX_SYMBOLS = {
-    r"\times": "×",
-    r"\sim": "~",
-    r"\approx": "≈",
-    r"\leq": "≤",
-    r"\le": "≤",
-    r"\geq": "≥",
-    r"\ge": "≥",
-    r"\pm": "±",
-    r"\cdot": "·",
-    r"\alpha": "α",
-    r"\beta": "β",
-    r"\gamma": "γ",
-    r"\delta": "δ",
-    r"\epsilon": "ε",
-    r"\lambda": "λ",
-    r"\mu": "μ",
-    r"\sigma": "σ",
-    r"\rightarrow": "→",
-    r"\to": "→",
-    r"\infty": "∞",
-    r"\ell": "ℓ",
-}
-_ESCAPED = re.compile(r"\\([%&_#$])")
-_FORMAT_CMD = re.compile(
-    r"\\(?:textbf|textit|emph|mathrm|mathbf|mathcal|text|texttt|textsc|mathit)\{([^{}]*)\}"
-)
-_SYMBOL_CMD = re.compile(r"\\[A-Za-z]+")
-_MATH_DOLLAR = re.compile(r"(?<!\\)\$([^$]{0,200}?)(?<!\\)\$")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 
 
@@ -74,31 +46,19 @@ def strip_control(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
-def _symbol(m: re.Match[str]) -> str:
-    return _LATEX_SYMBOLS.get(m.group(0), m.group(0))
-
-
 def normalize_text(text: str) -> str:
-    """Readable plain text from an abstract that may carry LaTeX escapes.
+    """Readable plain text from an abstract that may carry LaTeX.
 
-    ``96.38\\%`` becomes ``96.38%``, ``$\\times$`` becomes ``×``, ``\\textbf{x}`` becomes
-    ``x``; whitespace is collapsed; control characters and terminal escape sequences are
-    removed (:func:`strip_control`). Unknown commands are kept as written rather than guessed.
+    LaTeX goes through :func:`assistant.latex.latex_to_text` (``96.38\\%`` becomes
+    ``96.38%``, ``$\\times$`` becomes ``×``, ``\\textbf{x}`` becomes ``x``; other math and
+    unknown commands are kept as written); whitespace is collapsed; control characters and
+    terminal escape sequences are removed (:func:`strip_control`).
     """
     if not text:
         return ""
     text = strip_control(unicodedata.normalize("NFC", text))
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    for _ in range(3):  # nested \textbf{\emph{x}}
-        new = _FORMAT_CMD.sub(r"\1", text)
-        if new == text:
-            break
-        text = new
-    text = _MATH_DOLLAR.sub(lambda m: m.group(1), text)
-    text = _SYMBOL_CMD.sub(_symbol, text)
-    text = _ESCAPED.sub(r"\1", text)
-    text = re.sub(r"(?<=\S)\{([^{}\s]{1,40})\}", r"\1", text)  # x^{2} -> x^2
-    text = text.replace("``", '"').replace("''", '"').replace("~", " ") if "\\" in text else text
+    text = latex_to_text(text)
     text = _SPACES.sub(" ", text)
     text = re.sub(r"\s*\n\s*", " ", text)
     return text.strip()

@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import TypedDict
 
 from assistant.errors import InputError
+from assistant.latex import latex_to_text
 
 __all__ = [
     "AbstentionScores",
@@ -341,15 +342,6 @@ def faithfulness(sentences: Sequence[str], retrieved: Sequence[str], judge: Judg
 
 # --- Correctness ---
 
-# LaTeX thin space used as a thousands separator: 10\,000 -> 10000.
-_LATEX_THOUSANDS = re.compile(r"(?<=\d)\\,(?=\d{3}(?!\d))")
-# LaTeX spacing commands: \, \; \: (thin/medium/thick space), "\ " (space), ~ (tie).
-_LATEX_SPACE = re.compile(r"\\[,;: ]|(?<!\\)~")
-_LATEX_NEG_SPACE = re.compile(r"\\!")
-# Unescaped math delimiters and group braces carry no text.
-_LATEX_DROP = re.compile(r"(?<!\\)[${}]")
-# Escaped specials: \% \& \# \_ \$ \{ \} \' -> the character itself.
-_LATEX_ESCAPE = re.compile(r"\\([%&#_${}'])")
 # A number: digits with optional 3-digit comma groups and an optional decimal part.
 _NUMBER = re.compile(r"\d+(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 _MARKERS = re.compile("[\x02\x03]")
@@ -369,13 +361,11 @@ def normalize_for_matching(text: str) -> str:
 
     Steps, in order:
 
-    1. Unicode NFKC (full-width ``％`` -> ``%``, no-break space -> space) and control characters
+    1. LaTeX made text by the converter ingest uses (:func:`assistant.latex.latex_to_text`:
+       ``96.38\\%`` -> ``96.38%``, ``10\\,000`` -> ``10,000``, ``$\\times$`` -> ``×``), so
+       a key fact copied from a raw abstract matches what the assistant shows.
+    2. Unicode NFKC (full-width ``％`` -> ``%``, no-break space -> space) and control characters
        ``\\x02``/``\\x03`` removed (they mark numbers below).
-    2. LaTeX: ``\\,`` between a digit and exactly three digits is dropped (``10\\,000`` ->
-       ``10000``); otherwise ``\\,`` ``\\;`` ``\\:`` ``\\ `` and ``~`` become a space and
-       ``\\!`` is dropped; unescaped ``$``, ``{`` and ``}`` are dropped; the escapes
-       ``\\% \\& \\# \\_ \\$ \\{ \\} \\'`` become the bare character. Other commands
-       (``\\times``) are left as they are.
     3. Case folded (``str.casefold``).
     4. Every number (``\\d+`` with optional ``,ddd`` thousands groups and optional ``.d+``) is
        replaced by its canonical decimal value wrapped in markers: ``2,553`` -> ``2553``,
@@ -387,12 +377,7 @@ def normalize_for_matching(text: str) -> str:
        ``96.38%``, ``1 MB`` == ``1MB``, ``20 - layer`` == ``20-layer``, but ``state of`` still
        differs from ``stateof``.
     """
-    text = _MARKERS.sub("", unicodedata.normalize("NFKC", text))
-    text = _LATEX_THOUSANDS.sub("", text)
-    text = _LATEX_SPACE.sub(" ", text)
-    text = _LATEX_NEG_SPACE.sub("", text)
-    text = _LATEX_DROP.sub("", text)
-    text = _LATEX_ESCAPE.sub(r"\1", text)
+    text = _MARKERS.sub("", unicodedata.normalize("NFKC", latex_to_text(text)))
     text = text.casefold()
     text = _NUMBER.sub(_canonical_number, text)
     text = _SPACES.sub(" ", text).strip()

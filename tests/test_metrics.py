@@ -369,7 +369,7 @@ def test_key_fact_recall() -> None:
     assert math.isnan(key_fact_recall(answer, []))
 
 
-@pytest.mark.parametrize("fact", ["", "   ", "$ $", "{}"])
+@pytest.mark.parametrize("fact", ["", "   ", "$ $", r"\textbf{}"])
 def test_empty_key_fact_is_an_input_error(fact: str) -> None:
     with pytest.raises(InputError, match="empty after normalisation"):
         key_fact_recall("anything", [fact])

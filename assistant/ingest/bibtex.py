@@ -1,7 +1,7 @@
 """Reading, one format: BibTeX (a Zotero export), read with bibtexparser 2.
 
 Every entry with a title and an abstract becomes a :class:`~assistant.types.Paper`; LaTeX
-accents are decoded and protective braces dropped. Parse errors and entries without an
+accents are decoded and protective braces dropped (:mod:`assistant.latex`). Parse errors and entries without an
 abstract become :class:`~assistant.types.Skipped` records; nothing here raises for bad input.
 """
 
@@ -23,45 +23,18 @@ from assistant.ingest.records import (
     normalize_arxiv_id,
     title_name,
 )
+from assistant.latex import latex_to_text
 from assistant.text import normalize_text
 
 logger = logging.getLogger(__name__)
 
-_ACCENTS = {
-    "'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303", "=": "\u0304",
-    ".": "\u0307", "u": "\u0306", "v": "\u030c", "H": "\u030b", "c": "\u0327", "k": "\u0328",
-}  # fmt: skip
-_ACCENT_CMD = re.compile(
-    r"\\([`'^\"~=.])\s*(?:\{(\\i|[A-Za-z])\}|(\\i|[A-Za-z]))"  # \'e, \'{e}
-    r"|\\([uvHck])(?:\s*\{(\\i|[A-Za-z])\}|\s+([A-Za-z]))"  # \c{c}, \v s
-)
-_LETTERS = {"ss": "ß", "o": "ø", "O": "Ø", "ae": "æ", "AE": "Æ", "aa": "å", "l": "ł", "i": "i"}
-_LETTER_CMD = re.compile(r"\\(ss|o|O|ae|AE|aa|l|i)(?![A-Za-z])(?:\s(?=[a-z]))?")
-_BRACES = re.compile(r"(\\[A-Za-z]+\s*)?\{([^{}]*)\}")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
-def _accent(m: re.Match[str]) -> str:
-    cmd = m.group(1) or m.group(4)
-    letter = next(g for g in (m.group(2), m.group(3), m.group(5), m.group(6)) if g)
-    return ("i" if letter == "\\i" else letter) + _ACCENTS[cmd]
-
-
-def _strip_braces(text: str) -> str:
-    """Drop protective braces (``{BERT}``), innermost first; keep ``\\command{...}`` groups."""
-    for _ in range(5):
-        new = _BRACES.sub(lambda m: m.group(0) if m.group(1) else m.group(2), text)
-        if new == text:
-            break
-        text = new
-    return text
-
-
 def _bib_text(value: Any) -> str:
-    """A BibTeX value as plain text: accents decoded, protective braces dropped."""
-    text = _ACCENT_CMD.sub(_accent, str(value))
-    text = _LETTER_CMD.sub(lambda m: _LETTERS[m.group(1)], text)
-    return _strip_braces(normalize_text(_strip_braces(text)))
+    """A BibTeX value as plain text: accents decoded, protective braces dropped
+    (:func:`assistant.latex.latex_to_text`, as every format's LaTeX is)."""
+    return normalize_text(latex_to_text(str(value), braces=True))
 
 
 def _bib_date(fields: dict[str, str]) -> str:
