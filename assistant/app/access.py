@@ -16,11 +16,13 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 from assistant.errors import ConfigError
 
 __all__ = [
     "API_KEY_ENV",
+    "BearerGuard",
     "LOCAL_HOSTS",
     "check_key_exposure",
     "key_matches",
@@ -89,3 +91,22 @@ def key_matches(authorization: str | None, api_key: str) -> bool:
     if scheme.lower() != "bearer":
         given = ""
     return hmac.compare_digest(given.strip().encode("utf-8"), api_key.encode("utf-8"))
+
+
+class BearerGuard:
+    """ASGI middleware: HTTP requests under ``prefix`` must carry ``Authorization: Bearer
+    <api_key>``, else 401 with ``body`` (JSON). Checked before anything reads the request."""
+
+    def __init__(self, app: Any, *, api_key: str, prefix: str = "", body: bytes = b"") -> None:
+        self.app, self.api_key, self.prefix = app, api_key, prefix
+        self.body = body or b'{"error": "missing or wrong key: send Authorization: Bearer <key>"}'
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.prefix):
+            auth = next((v for k, v in scope["headers"] if k.lower() == b"authorization"), b"")
+            if not key_matches(auth.decode("latin-1"), self.api_key):
+                headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]
+                await send({"type": "http.response.start", "status": 401, "headers": headers})
+                await send({"type": "http.response.body", "body": self.body})
+                return
+        await self.app(scope, receive, send)
