@@ -20,15 +20,13 @@ from test_assistant import _cli
 
 from assistant.answer.engine import Assistant
 from assistant.app.access import check_key_exposure, read_api_key
-from assistant.app.api import (
+from assistant.app.api import build_api, mount_ui, served
+from assistant.app.openai_format import (
     REFERENCES,
     ChatMessage,
-    build_api,
     content_of,
     inert_markdown,
-    mount_ui,
     question_and_history,
-    served,
 )
 from assistant.errors import ConfigError
 from assistant.llm.local import LocalChatModel
