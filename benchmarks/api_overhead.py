@@ -16,6 +16,11 @@ thread, and answers each question four ways, on the same model object:
 - ``direct ask`` and ``API whole``: ``Assistant.ask(q)`` against the same request without
   streaming, total only.
 
+The direct calls run in a fresh thread each, as the API runs each answer in its own thread:
+on a busy machine llama.cpp called from the main thread was 4 to 50 times slower than from a
+worker thread of the same process (its OpenMP threads spin while waiting; with
+``OMP_WAIT_POLICY=PASSIVE`` both took the same time), which is not what this measures.
+
 The two sides alternate per round (direct first, then the API first), and the questions run in
 the same order on each side, so that no call repeats the prompt of the call before it (the
 model would then find its whole prompt in its cache). Ratios are per question (API / direct),
@@ -29,6 +34,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +65,24 @@ def _questions(n: int) -> list[str]:
     rows = [json.loads(line) for line in QA_FILE.read_text().splitlines() if line.strip()]
     answerable = [r["question"] for r in rows if r.get("type") != "unanswerable"]
     return answerable[:n]
+
+
+def _in_thread(fn: Any) -> dict[str, float]:
+    """Run ``fn`` in a fresh thread, as the API runs each answer (see the module docstring)."""
+    out: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # raised again in the caller
+            out["error"] = exc
+
+    thread = threading.Thread(target=work, name="direct")
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def _direct_stream(assistant: Any, q: str) -> dict[str, float]:
@@ -113,11 +137,11 @@ def measure(p: dict[str, Any]) -> dict[str, Any]:
     questions = _questions(p["questions"])
     runs: dict[str, list[list[dict[str, float]]]] = {w: [[] for _ in questions] for w in WAYS}
     with served(build_api(assistant)) as url, httpx.Client(base_url=url, timeout=600) as http:
-        _direct_ask(assistant, "Which papers study grokking?")  # warm both paths once
+        _in_thread(lambda: _direct_ask(assistant, "Which papers study grokking?"))  # warm both
         _api_whole(http, "Which papers study grokking?")
         sides = {
-            "direct": [("direct_stream", lambda q: _direct_stream(assistant, q)),
-                       ("direct_ask", lambda q: _direct_ask(assistant, q))],
+            "direct": [("direct_stream", lambda q: _in_thread(lambda: _direct_stream(assistant, q))),
+                       ("direct_ask", lambda q: _in_thread(lambda: _direct_ask(assistant, q)))],
             "api": [("api_stream", lambda q: _api_stream(http, q)),
                     ("api_whole", lambda q: _api_whole(http, q))],
         }  # fmt: skip
@@ -171,7 +195,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"tokens. Load before: `{report['uptime_before']}`; after: `{report['uptime_after']}`. "
         "Other work shared the cores: read the ratios (same run, interleaved), not the times.",
         "",
-        "Direct = `Assistant.stream(q)` / `Assistant.ask(q)` in the process; API = the same "
+        "Direct = `Assistant.stream(q)` / `Assistant.ask(q)` in the process, each in a fresh "
+        "thread (as the API runs each answer; llama.cpp called from the main thread was 4 to 50 "
+        "times slower on this busy machine, its OpenMP threads spinning; see the script's "
+        "docstring); API = the same "
         "question through `POST /v1/chat/completions` (uvicorn on 127.0.0.1 in the same "
         "process, httpx client), same model object. First byte: the first text piece "
         "(direct) or the first body bytes (API). Ratio = median over questions of API / "
