@@ -238,6 +238,21 @@ class Assistant:
         """Answer a follow-up question in the context of ``history``."""
         return self.ask(question, history=history, **kwargs)
 
+    # --- llama-index parts (assistant/answer/llama_index_parts.py) ------------------------------
+    def as_retriever(self, *, top_k: int | None = None, filters: Any = None) -> Any:
+        """Our hybrid retrieval as a llama-index ``BaseRetriever``: one ``NodeWithScore`` per
+        paper. ``filters``: ``KEY=VALUE`` strings, a where-clause or ``MetadataFilters``."""
+        from assistant.answer.llama_index_parts import PaperRetriever
+
+        return PaperRetriever(self, top_k=top_k, filters=filters)
+
+    def as_query_engine(self, *, top_k: int | None = None, filters: Any = None) -> Any:
+        """This assistant as a llama-index query engine: its ``Response`` holds the checked
+        answer, the cited papers as ``source_nodes`` and the :class:`Answer` in metadata."""
+        from assistant.answer.llama_index_parts import AssistantQueryEngine
+
+        return AssistantQueryEngine(self, top_k=top_k, filters=filters)
+
     # --- the pipeline ---------------------------------------------------------------------
     def _prepare(
         self,

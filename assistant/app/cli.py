@@ -1,5 +1,5 @@
-"""A door for people: the command line, ``assistant ask|chat|serve|ingest|eval|info`` and ``python
-ingest.py``."""
+"""A door for people: the command line, ``assistant ask|chat|serve|mcp|ingest|eval|info`` and
+``python ingest.py``."""
 
 from __future__ import annotations
 
@@ -246,6 +246,94 @@ def _ingest_sample_if_missing(settings, index=None) -> None:
     sys.stderr.write(f"{report.papers_total} papers ingested in {report.seconds:.0f} s\n")
 
 
+# --- serve --api and mcp: the doors for programs (assistant/app/api.py, mcp_server.py) -------
+def _add_api_args(p: argparse.ArgumentParser, *, serve: bool) -> None:
+    if serve:
+        p.add_argument(
+            "--api",
+            action="store_true",
+            help="also serve the OpenAI-compatible API at /v1 on the same port (docs/doors.md)",
+        )
+        p.add_argument("--no-ui", action="store_true", help="with --api: the API alone")
+        p.add_argument(
+            "--api-queue",
+            type=int,
+            default=None,
+            metavar="N",
+            help="questions that may wait for the model (default 4); more get HTTP 429",
+        )
+    p.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        help="bearer key clients must send, from the first line of FILE (chmod 600 it); or set "
+        "ASSISTANT_API_KEY. Required to bind another address than 127.0.0.1",
+    )
+    p.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="the bearer key itself (visible in ps and shell history: prefer --api-key-file)",
+    )
+
+
+def _run_serve_api(args: argparse.Namespace) -> int:
+    """``assistant serve --api [--no-ui]``: the API, and the chat on the same port."""
+    from assistant.app.access import check_key_exposure, read_api_key
+    from assistant.app.api import DEFAULT_WAITING, serve_api
+    from assistant.errors import ConfigError
+
+    setup_logging(args.verbose, args.quiet)
+    if args.no_ui and not args.api:
+        raise ConfigError("--no-ui serves the API alone: add --api")
+    api_key = read_api_key(args.api_key, args.api_key_file)
+    check_key_exposure(args.host, api_key)  # before anything loads
+    auth = None if args.no_ui else _share_auth(args)
+    if not args.no_ui:
+        from assistant.app.ui import _check_exposure
+
+        _check_exposure(args.host, auth, False)
+    assistant = _assistant_from_args(args)
+    if args.ingest_if_missing:
+        _ingest_sample_if_missing(assistant.settings)
+    waiting = DEFAULT_WAITING if args.api_queue is None else max(0, args.api_queue)
+    serve_api(
+        assistant,
+        host=args.host,
+        port=args.port,
+        api_key=api_key,
+        ui=not args.no_ui,
+        ui_auth=auth,
+        waiting=waiting,
+    )
+    return 0
+
+
+def _run_mcp(args: argparse.Namespace) -> int:
+    """``assistant mcp [--http]``: the MCP server, stdio by default."""
+    from assistant.app.access import check_key_exposure, read_api_key
+    from assistant.app.mcp_server import run_mcp
+
+    setup_logging(args.verbose, args.quiet)
+    api_key = read_api_key(args.api_key, args.api_key_file) if args.http else None
+    if args.http:
+        check_key_exposure(args.host, api_key, "the MCP server")
+    assistant = _assistant_from_args(args)  # says on stderr where questions go
+    transport = "streamable-http" if args.http else "stdio"
+    run_mcp(assistant, transport=transport, host=args.host, port=args.port, api_key=api_key)
+    return 0
+
+
+def _mcp_parser(p: argparse.ArgumentParser) -> None:
+    _query_parser(p)
+    p.add_argument(
+        "--http",
+        action="store_true",
+        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="with --http: address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="with --http: port (default 8765)")
+    _add_api_args(p, serve=False)
+
+
 def _run_info(args: argparse.Namespace) -> int:
     setup_logging(args.verbose, args.quiet)
     assistant = _assistant_from_args(args, announce=False)
@@ -299,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="ingest the sample collection first if the index is empty",
     )
+    _add_api_args(p, serve=True)
+    _mcp_parser(sub.add_parser("mcp", help="the MCP server for agents (stdio, or --http)"))
     p = _query_parser(sub.add_parser("info", help="what is answering: model, index, size"))
     p.add_argument("--json", action="store_true")
     _ingest_parser(sub.add_parser("ingest", help="ingest paper abstracts (same as ingest.py)"))
@@ -320,8 +410,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _run_serve,
         "info": _run_info,
         "ingest": _run_ingest,
+        "mcp": _run_mcp,
     }
-    return run_guarded(lambda: runners[args.command](args))
+    run = runners[args.command]
+    if args.command == "serve" and (args.api or args.no_ui):
+        run = _run_serve_api
+    return run_guarded(lambda: run(args))
 
 
 if __name__ == "__main__":
