@@ -37,6 +37,7 @@ from assistant.llm.backend import chat_model_from_settings
 from assistant.llm.base import ChatModel
 from assistant.llm.local import LocalChatModel
 from assistant.prompts import load_prompt
+from assistant.safety import neutralize_source
 from assistant.settings import Settings
 from assistant.types import Answer, Source
 
@@ -301,7 +302,11 @@ class Assistant:
             for i, s in enumerate(sources, 1):
                 s.number = i
             block = "\n".join(
-                source_tpl.render(number=s.number, title=s.title, passage=" ".join(s.passages))
+                source_tpl.render(
+                    number=s.number,
+                    title=neutralize_source(s.title),  # source text never becomes structure
+                    passage=neutralize_source(" ".join(s.passages)),
+                )
                 for s in sources
             )
             messages = self._with_system(answer_tpl.render(sources=block, question=turn.standalone))
