@@ -469,19 +469,21 @@ def _gated(text: str) -> list[tuple[re.Pattern[str], str]]:
 
 # --- withholding spans -------------------------------------------------------------------------
 _GLUE = re.compile(
-    r"(?<=[A-Za-z0-9%)\]'\"”])\s+(?=[A-Z\u00c0-\u024f])"  # "... 37% accuracy Ignore previous"
+    r"(?<=[^\s,;:(\[])\s+(?=[A-Z\u00c0-\u024f])"  # "... 37% accuracy Ignore previous"
+    r"|(?<=\S)\s+(?=[(\[<‹«\"“]\S)"  # "... Segmentation (note to AI ..." "... <|im_start|>"
+    r"|(?<=[.!?])\s+(?=\S)"  # a full stop the sentence splitter passed over
     r"|(?<=[\x21-\x7e])\s*(?=[^\x00-\x7f\s])(?<![^\x00-\x7f])"  # Latin, then another script
     r"|(?<=[^\x00-\x7f\s])\s*(?=[A-Za-z])"  # another script, then Latin
 )
 MAX_GLUE_POINTS = 12
 """A flagged sentence with more places where a glued sentence could start is withheld whole."""
 _FUNCTION_WORDS = frozenset(
-    "a an and as at be but by for from in into is are nor of on onto or per so than that the "
-    "their this to via which with".split()
+    "a all an and any as at be but by each every for from in into is are no nor of on onto or "
+    "per so some than that the their this to via which with".split()
 )
 _STARTERS = re.compile(
     r"^(?:We|Our|In this|Here,? we|This (?:paper|work|study|method|approach)|These|Results|"
-    r"Experiments|Extensive|Finally|Moreover|Furthermore|Code)\b"
+    r"Experiments|Extensive|Finally|Moreover|Furthermore)\b"
 )
 
 
@@ -490,7 +492,7 @@ def _clause(text: str) -> bool:
     words = text.split()
     if not text.isascii():
         return len(text) >= 12
-    return len(words) >= 3 and words[-1].lower().strip(".,;:") not in _FUNCTION_WORDS
+    return len(words) >= 2 and words[-1].lower().strip(".,;:") not in _FUNCTION_WORDS
 
 
 def _narrow(sentence: str) -> tuple[str, str, str, str]:
@@ -518,20 +520,43 @@ def _narrow(sentence: str) -> tuple[str, str, str, str]:
     return before, span, after, reason
 
 
-def withhold_instructions(abstract: str) -> tuple[str, list[Withheld]]:
+_CJK_END = re.compile(r"(?<=[。！？])\s*")
+_CARRIED = ("chat-template markup", "poses as a source")
+_TOKEN_TEXT = re.compile(r"<[^<>\n]{1,60}>|\[/?[^\[\]\n]{2,30}\]|<<[^<>]{1,20}>>")
+_ROLES = frozenset("system user assistant human ai bot model developer tool".split())
+
+
+def _opens_a_message(span: str) -> bool:
+    """Whether a withheld span is chat-template tokens (and role names) alone: the message it
+    opens is on the next line."""
+    words = _TOKEN_TEXT.sub(" ", span).lower().split()
+    return all(w.strip(":") in _ROLES for w in words) and bool(_TOKEN_TEXT.search(span))
+
+
+def withhold_instructions(abstract: str, *, sentences: bool = True) -> tuple[str, list[Withheld]]:
     """``abstract`` without its instruction-like spans, and those spans with reasons.
 
     Each line (``\\n``) and each sentence is checked on its own; in a flagged sentence only
     the flagged span is withheld when a real sentence was glued to it (see :func:`_narrow`).
-    The kept text is one line. An abstract with nothing to withhold comes back unchanged
-    (so its content hash, and its embedding, stay what they were).
+    A line that ends in a chat-template token or poses as a source of the prompt also takes
+    the first sentence of the next line with it (the message it opens). The kept text is one
+    line. An abstract with nothing to withhold comes back unchanged (so its content hash, and
+    its embedding, stay what they were). ``sentences=False`` checks each line whole (a title:
+    "the U.S. Economy" is not two sentences).
     """
     if not abstract:
         return abstract, []
     withheld: list[Withheld] = []
     kept: list[str] = []
+    carry = ""
     for line in abstract.split("\n"):
-        for s in split_sentences(line):
+        parts = _CJK_END.split(line) if sentences else [line]
+        units = [s for part in parts for s in (split_sentences(part) if sentences else [part])]
+        units = [u for u in units if u.strip()]
+        if carry and units:
+            withheld.append({"sentence": units.pop(0), "reason": f"{carry} (continued)"})
+        carry = ""
+        for s in units:
             if instruction_reason(s) is None:
                 kept.append(s)
                 continue
@@ -539,6 +564,10 @@ def withhold_instructions(abstract: str) -> tuple[str, list[Withheld]]:
             kept += [t for t in (before,) if t]
             withheld.append({"sentence": span, "reason": reason})
             kept += [t for t in (after,) if t]
+        last = withheld[-1] if withheld and units else None
+        if last and last["reason"].startswith(_CARRIED) and units[-1].endswith(last["sentence"]):
+            if last["reason"].startswith("poses") or _opens_a_message(last["sentence"]):
+                carry = last["reason"].removesuffix(" (continued)")
     if not withheld:
         return abstract, []
     return " ".join(kept), withheld

@@ -231,7 +231,7 @@ def _checked_title(raw: str) -> tuple[str, list[dict[str, str]], str | None]:
                 f"{MAX_TITLE_CHARS:,} (an abstract in the title field?); record skipped"
             ),
         )
-    kept, withheld = withhold_instructions(lines)
+    kept, withheld = withhold_instructions(lines, sentences=False)
     if not withheld:
         return title, [], None
     kept = join_lines(kept).strip(" -–—:;,|")
