@@ -4,36 +4,27 @@ Abstracts and titles come from files and feeds the user does not control, and th
 them. The defence has layers, each tested on its own:
 
 1. **Normalization.** :func:`detection_view` is what every check reads: control and format
-   characters (zero-width spaces, soft hyphens, word joiners, tag characters) removed, NFKC
-   (full-width and mathematical letters made plain), accents off Latin letters, look-alike
-   Cyrillic and Greek letters folded into Latin inside Latin words, leetspeak and spaced or
-   dotted letters ("I g n o r e") joined. Stored text is normalized too
-   (:func:`assistant.text.normalize_text`), before it is embedded.
-2. **The detector.** :func:`instruction_reason` says why a sentence reads as an instruction
-   to an AI assistant or as markup meant to be rendered; ``None`` for ordinary prose. Direct
-   rules catch the unmistakable shapes (an order to ignore instructions in nine languages,
-   chat-template tokens and the prompt's own delimiters, role labels, Markdown images and
-   links, HTML, script URIs). A score catches the rest: *order* cues (an imperative, "must",
-   "is required to", "say that", an override) and *target* cues (an AI, LLM or assistant
-   addressed, "you", "this abstract" being read or summarized, "your answer", "note to ...",
-   a mode switch, a link or the system prompt asked for), in English and eight other
-   languages (``safety_cues.json``); both kinds must be present. It is held to flag none of
-   the 7,000 real sentences of the sample collection and SciFact (a test), and measured on
-   the attack suite (``evals/attacks``).
-3. **Withholding spans, not neighbours.** :func:`withhold_instructions` keeps the text that
-   is not an instruction (embedded, retrieved, shown to the model, used as evidence) and
-   returns what it withheld with reasons. Lines are checked apart, and a planted instruction
-   glued to a real sentence without a full stop is cut off it: the real sentence stays.
-4. **Source text never becomes structure.** :func:`neutralize_source` is applied to every
-   title and passage rendered into the prompt: one line, straight double quotes made
-   typographic, and the prompt's delimiters (``<papers>``) and anything shaped like a chat
-   template token (``<|...|>``, ``<start_of_turn>``, ``[INST]``, ``<<SYS>>``) made inert.
-   The local model also tokenizes message text without parsing special tokens
-   (:mod:`assistant.llm.local`).
+   characters removed, NFKC, accents off Latin letters, look-alike Cyrillic and Greek letters
+   folded inside Latin words, leetspeak and spaced letters ("I g n o r e") undone. Stored text
+   is normalized too (:func:`assistant.text.normalize_text`), before it is embedded.
+2. **The detector.** :func:`instruction_reason` says why a sentence reads as an instruction to
+   an AI assistant or as markup meant to be rendered; ``None`` for ordinary prose. Direct rules
+   catch the unmistakable shapes (an order to ignore instructions in nine languages, the
+   prompt's delimiters and chat-template tokens, role labels, Markdown images and links, HTML,
+   script URIs); a score (:func:`instruction_score`) the rest: *order* cues (an imperative,
+   "must", "is required to", "say that") and *target* cues (an AI or LLM addressed, "you",
+   "this abstract" being read, "your answer", "note to ...", a link or the system prompt asked
+   for) in nine languages (``safety_cues.json``), both needed. Held to flag none of the 7,000
+   real sentences of the sample collection and SciFact; measured on ``evals/attacks``.
+3. **Spans, not neighbours.** :func:`withhold_instructions` withholds the flagged spans line by
+   line; a plant glued to a real sentence without a full stop is cut off it.
+4. **Source text never becomes structure.** :func:`neutralize_source` renders titles and
+   passages into the prompt on one line, with the prompt's delimiters (``<papers>``) and
+   anything shaped like a chat-template token (``<|...|>``, ``[INST]``, ``<<SYS>>``) made
+   inert and straight quotes typographic; the local model tokenizes message text without
+   special tokens (:mod:`assistant.llm.literal_chat`).
 
-And for what leaves the assistant: :func:`safe_url` accepts only ``http``/``https`` URLs with
-a host; :func:`escape_markdown` makes text inert in a Markdown file (no image or link can
-load); :func:`redact_url` strips credentials and queries from a URL before it is shown.
+Leaving the assistant: :func:`safe_url`, :func:`escape_markdown`, :func:`redact_url`.
 """
 
 from __future__ import annotations
@@ -47,17 +38,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from assistant.text import split_sentences, strip_control
 
-__all__ = [
-    "instruction_reason",
-    "withhold_instructions",
-    "detection_view",
-    "instruction_score",
-    "neutralize_source",
-    "escape_markdown",
-    "redact_url",
-    "safe_url",
-    "Withheld",
-]
+__all__ = ["instruction_reason", "withhold_instructions", "detection_view", "instruction_score",
+           "neutralize_source", "escape_markdown", "redact_url", "safe_url", "Withheld"]  # fmt: skip
 
 Withheld = dict[str, str]
 """``{"sentence": ..., "reason": ...}``: one span kept out of an abstract or a title."""
@@ -171,35 +153,13 @@ _YOUR_ANSWER = re.compile(
     _I,
 )
 
-_ROLE_WORDS = (
-    "note",
-    "notice",
-    "override",
-    "instruction",
-    "instructions",
-    "message",
-    "prompt",
-    "update",
-    "command",
-    "notes",
-    "messages",
-    "prompts",
+_ROLE_WORDS = tuple(
+    "note notice override instruction instructions message prompt update command notes "
+    "messages prompts".split()
 )
-_ASKING = (
-    "answer",
-    "answering",
-    "answered",
-    "respond",
-    "responding",
-    "reply",
-    "replying",
-    "summarize",
-    "summarizing",
-    "summarise",
-    "summarising",
-    "ask",
-    "asked",
-    "asking",
+_ASKING = tuple(
+    "answer answering answered respond responding reply replying summarize summarizing "
+    "summarise summarising ask asked asking".split()
 )
 _RULES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
     # (pattern, reason, gate): the pattern is tried only on text that holds one of the gate's
@@ -331,14 +291,9 @@ _OVERRIDE_POSITION = re.compile(
     r"to|must|should)\s+|请)$"
 )
 _QUOTED = re.compile(r"[\"“«‘][^\"”»’]{1,80}[\"”»’]")
-_GROUPS = {"en": "en", "de": "latin", "fr": "latin", "es": "latin", "it": "latin",
-           "pt": "latin", "ru": "cyrillic", "zh": "cjk", "ja": "cjk"}  # fmt: skip
-_LATIN_HINTS = frozenset(
-    "der die das und ist nicht nur mit den dem jede jedes le la les et des est pour une avec "
-    "dans vous el los las que del con por una il che di per gli della delle os da do em uma "
-    "nao com para dos das pelo pela ignora ignoriere ignorez ignorer vergiss oublie oubliez "
-    "olvida olvide esqueca dimentica".split()
-)
+_LANGUAGES = json.loads(CUES_FILE.read_text(encoding="utf-8"))["_languages"]
+_GROUPS: dict[str, str] = _LANGUAGES["groups"]
+_LATIN_HINTS = frozenset(_LANGUAGES["latin_hints"].split())
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uff00-\uffef]")
 
@@ -488,11 +443,13 @@ _STARTERS = re.compile(
 
 
 def _clause(text: str) -> bool:
-    """Whether ``text`` could be a sentence of its own (kept when cut off a flagged span)."""
+    """Whether ``text`` could be a sentence of its own (kept when cut off a flagged span): two
+    words or more, some in lower case (not a shouted label), not ending on a function word."""
     words = text.split()
     if not text.isascii():
         return len(text) >= 12
-    return len(words) >= 2 and words[-1].lower().strip(".,;:") not in _FUNCTION_WORDS
+    lower = sum(c.islower() for c in text)
+    return len(words) >= 2 and lower >= 2 and words[-1].lower().strip(".,;:") not in _FUNCTION_WORDS
 
 
 def _narrow(sentence: str) -> tuple[str, str, str, str]:
@@ -523,14 +480,13 @@ def _narrow(sentence: str) -> tuple[str, str, str, str]:
 _CJK_END = re.compile(r"(?<=[。！？])\s*")
 _CARRIED = ("chat-template markup", "poses as a source")
 _TOKEN_TEXT = re.compile(r"<[^<>\n]{1,60}>|\[/?[^\[\]\n]{2,30}\]|<<[^<>]{1,20}>>")
-_ROLES = frozenset("system user assistant human ai bot model developer tool".split())
 
 
 def _opens_a_message(span: str) -> bool:
-    """Whether a withheld span is chat-template tokens (and role names) alone: the message it
-    opens is on the next line."""
-    words = _TOKEN_TEXT.sub(" ", span).lower().split()
-    return all(w.strip(":") in _ROLES for w in words) and bool(_TOKEN_TEXT.search(span))
+    """Whether a withheld span is chat-template tokens alone (and a word or two: a role, a
+    name): the message it opens is on the next line."""
+    words = _TOKEN_TEXT.sub(" ", span).split()
+    return len(words) <= 2 and bool(_TOKEN_TEXT.search(span))
 
 
 def withhold_instructions(abstract: str, *, sentences: bool = True) -> tuple[str, list[Withheld]]:
@@ -585,12 +541,10 @@ _OPEN_QUOTE = re.compile(r'(?:(?<=^)|(?<=[\s(\[{‹«—–-]))"')
 
 
 def neutralize_source(text: str) -> str:
-    """Source text (a title, a passage) as it may stand inside the prompt: one line; the
-    prompt's delimiters (``<papers>``) and anything shaped like a chat-template token
-    (``<|...|>``, ``<tag>``, ``<<SYS>>``, ``[INST]``, ``[/X]``, ``[X_Y]``) with its brackets
-    replaced by look-alikes that no tokenizer or template reads as structure (``‹|...|›``,
-    ``［INST］``); straight double quotes, which delimit passages, made typographic. Prose
-    without these is unchanged."""
+    """Source text (a title, a passage) as it may stand in the prompt: one line, the prompt's
+    delimiters and anything shaped like a chat-template token with look-alike brackets no
+    tokenizer reads as structure (``‹|im_start|›``, ``［INST］``), straight double quotes (which
+    delimit passages) typographic. Prose without these is unchanged."""
     text = " ".join(strip_control(text or "").split())
     text = _PROMPT_TOKEN.sub(lambda m: m.group().translate(_INERT), text)
     if '"' in text:

@@ -72,15 +72,16 @@ FORMAT_CHARS = (
 """Unicode's format characters (category Cf, as a regex class body): soft hyphen, zero-width
 space and joiners, word joiner, byte-order mark, bidirectional controls, tag characters...
 Invisible, so they can hide a word from a pattern ("Ig\\u200bnore") or smuggle text."""
-_CONTROL = re.compile(rf"[\x00-\x08\x0e-\x1f\x7f-\x9f{FORMAT_CHARS}]")
+_CONTROL = re.compile(rf"[\x00-\x08\x0e-\x1f\x7f-\x9f{FORMAT_CHARS}\ud800-\udfff]")
 
 
 def strip_control(text: str) -> str:
     """``text`` without control characters: terminal escape sequences are removed whole,
     vertical tab, form feed and Unicode line separators become spaces, and other C0/C1
-    controls, bidirectional overrides and every other format character (Cf: zero-width
-    space and joiners, soft hyphen, word joiner, BOM, tag characters) are dropped. Tab,
-    newline and carriage return stay."""
+    controls, bidirectional overrides, every other format character (Cf: zero-width space
+    and joiners, soft hyphen, word joiner, BOM, tag characters) and lone surrogates (a JSON
+    ``"\\ud800"``: no UTF-8 encoder takes them) are dropped. Tab, newline and carriage
+    return stay."""
     if not text:
         return ""
     text = _ANSI.sub("", text)

@@ -41,7 +41,7 @@ from assistant.safety import neutralize_source
 from assistant.settings import Settings
 from assistant.types import Answer, Source
 
-__all__ = ["Assistant", "History"]
+__all__ = ["Assistant", "History", "MAX_QUESTION_CHARS"]
 
 STOP = ["\nQuestion:", "\nPapers:", "\n<papers>", "\nExample "]
 """Where a small model that keeps going past its answer is cut off."""
@@ -400,10 +400,21 @@ def _strip_echo(raw: str) -> str:
     return _ECHO.sub("", raw, count=1)
 
 
+MAX_QUESTION_CHARS = 2_000
+"""A longer question is refused before it is tokenized: counting its tokens would hold the
+local model's lock (and every other user's question) for as long as it takes."""
+
+
 def _check_question(question: str) -> str:
     if not isinstance(question, str) or not question.strip():
         raise QuestionError("the question is empty: ask something about the papers")
-    return " ".join(question.split())
+    question = " ".join(question[: MAX_QUESTION_CHARS * 2].split())
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"the question is {len(question):,} characters long; ask one of at most "
+            f"{MAX_QUESTION_CHARS:,} characters"
+        )
+    return question
 
 
 def _normalize_history(history: History | None) -> list[tuple[str, str, list[str]]]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,16 @@ SYSTEM_PROMPT_CANARIES = [
 # --- what a plant asks for (English, as an order and as an infinitive) -------------------------
 
 
+_TAKEN: set[str] = set()
+"""Numbers written in the clean collection: a false number must not be one of them."""
+
+
 def _number(i: int) -> str:
-    return f"{90 + (i * 37 % 1000) / 100:.2f}%"
+    """Plant ``i``'s false number (two decimals, over 90%), one the collection never writes."""
+    k = i
+    while (n := f"{90 + (k * 37 % 1000) / 100:.2f}%") in _TAKEN:
+        k += 1
+    return n
 
 
 ACTS: dict[str, Callable[[int], tuple[str, str, list[str], str]]] = {
@@ -424,6 +433,13 @@ def _titles(counter: Iterator[int]) -> Iterator[dict[str, Any]]:
 
 def build_plants() -> list[dict[str, Any]]:
     """Every plant, numbered, with its placement and split."""
+    if not _TAKEN:
+        from assistant.ingest.readers import default_sample_paths, read_paths
+
+        text = " ".join(
+            f"{p.title} {p.abstract}" for p in read_paths(default_sample_paths()).papers
+        )
+        _TAKEN.update(re.findall(r"\d+\.\d+%", text))
     counter = iter(range(1, 10_000))
     plants = [
         *_english(counter),

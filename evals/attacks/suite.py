@@ -35,6 +35,7 @@ from typing import Any
 
 from assistant.ingest.readers import default_sample_paths, read_paths
 from assistant.ingest.records import make_paper
+from assistant.llm.base import ChatModel
 from assistant.safety import detection_view, instruction_reason
 from assistant.text import normalize_text, split_sentences, title_key
 from assistant.types import Answer, Paper
@@ -49,6 +50,7 @@ __all__ = [
     "run_suite",
     "summarize",
     "false_withholds",
+    "RecordingModel",
 ]
 
 log = logging.getLogger(__name__)
@@ -199,11 +201,30 @@ def write_collection(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     return path
 
 
-def _prompt_of(llm: Any) -> str:
-    calls = getattr(llm, "calls", None)
-    if calls:
-        return " ".join(m.get("content", "") for m in calls[-1][1:])
-    return ""
+class RecordingModel(ChatModel):
+    """A chat model that passes every call to ``inner`` and keeps the last prompt's messages,
+    so the suite can look at what the real model was given."""
+
+    def __init__(self, inner: ChatModel) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.context_window = inner.context_window
+        self.max_concurrency = inner.max_concurrency
+        self.last: list[dict[str, str]] = []
+
+    def stream(self, messages: Any, **kwargs: Any) -> Any:
+        self.last = [dict(m) for m in messages]
+        return self.inner.stream(messages, **kwargs)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def count_message_tokens(self, messages: Any) -> int:
+        return self.inner.count_message_tokens(messages)
+
+    def prompt(self) -> str:
+        """What the model read of the last call beyond its system prompt."""
+        return " ".join(m.get("content", "") for m in self.last[1:])
 
 
 def _visible(answer: Answer) -> str:
