@@ -259,7 +259,8 @@ def ray_ingest(
     if not settings.chroma_url:
         raise ConfigError(
             "--ray writes to a Chroma server: set ASSISTANT_CHROMA_URL (or --chroma-url) to one "
-            "(`chroma run --path DIR --host 0.0.0.0 --port 8000`); an index on disk can only be "
+            "(`chroma run --path DIR --host 127.0.0.1 --port 8000` behind a token-checking proxy: "
+            "docs/chroma-server.md); an index on disk can only be "
             "written by one process"
         )
     started = time.perf_counter()
