@@ -34,9 +34,14 @@ import re
 import unicodedata
 from functools import cache
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
-from assistant.text import split_sentences, strip_control
+from assistant.text import (  # noqa: F401 - the URL and Markdown helpers are this module's API too
+    escape_markdown,
+    redact_url,
+    safe_url,
+    split_sentences,
+    strip_control,
+)
 
 __all__ = ["instruction_reason", "withhold_instructions", "detection_view", "instruction_score",
            "neutralize_source", "escape_markdown", "redact_url", "safe_url", "Withheld"]  # fmt: skip
@@ -80,8 +85,10 @@ _SHOUTED_ORDER = re.compile(
     r"(?i:.{0,300}\b(?:you|your|assistant|chatbot|llm|language\s+model|ai)\b)"
 )
 _NOTE_TO_AI = re.compile(
-    r"\b(?:note|message|reminder)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
-    r"(?:ai|llm|language\s+model|assistant|chatbot|bot)s?\b",
+    r"\b(?:note|message|reminder|instructions?|notice|memo)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
+    r"(?:ai|llm|language\s+model|assistant|chatbot|bot|summari[sz]er|ai\s+\w+)s?\b"
+    r"|^\W{0,3}(?:a\s+)?(?:note|message|reminder|memo)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
+    r"(?:models?|agents?|systems?|tools?|readers?\s+that\s+are)\b",
     _I,
 )
 _YOU_ARE_AI = re.compile(
@@ -125,7 +132,9 @@ _YOU_MUST = re.compile(
     _I,
 )
 _RESPOND_WITH = re.compile(
-    rf"{_LEAD}(?:respond|reply|answer)\s+(?:only\s+)?(?:with|that|in\s+the\s+form)\b", _I
+    rf"{_LEAD}(?:respond|reply|answer)\s+(?:to\s+(?:the\s+)?(?:user|reader|question)s?\s+)?"
+    r"(?:(?:only|exclusively|solely|just|simply)\s+)?(?:with|that|in\s+the\s+form)\b",
+    _I,
 )
 _SAY = re.compile(
     rf"{_LEAD}say\s+(?:that\b|[\"'“‘:]|(?:the\s+)?\w+\s+(?:is|was|are|were|rose|fell|"
@@ -176,7 +185,8 @@ _RULES: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
      ("SYSTEM", "ASSISTANT", "ADMIN", "DEVELOPER")),
     (_SHOUTED_ORDER, "addressed to an AI assistant",
      ("IMPORTANT", "ATTENTION", "URGENT", "NOTICE", "REMINDER", "WARNING", "NOTE")),
-    (_NOTE_TO_AI, "addressed to an AI assistant", ("note", "message", "reminder")),
+    (_NOTE_TO_AI, "addressed to an AI assistant",
+     ("note", "message", "reminder", "instruction", "instructions", "notice", "memo")),
     (_YOU_ARE_AI, "addressed to an AI assistant", ("you",)),
     (_AI_READING, "addressed to an AI assistant",
      ("ai", "llm", "llms", "assistant", "assistants", "chatbot", "chatbots", "language")),
@@ -225,6 +235,11 @@ _FAKE_SOURCE = re.compile(
     _I,
 )
 _ANSWER_LABEL = re.compile(r"^\W{0,3}(?:answer|response|final answer)\s*:", _I)
+_VOCATIVE = re.compile(
+    r"^\W{0,3}(?:hey|hi|hello|dear|attention|attn|psst)\s*,?\s+(?:the\s+)?(?:ai|llms?|language\s+"
+    r"models?|chatbots?|chat\s?gpt|gpt[\w.-]*|claude|gemini|copilot|(?:ai|reader)\s+\w+|assistants?)\b",
+    _I,
+)
 _SPACED = re.compile(r"(?<![\w])(?:[a-z][ .\-_*·]){3,}[a-z](?![\w])", _I)
 _SPACED_CUES = ("ignore", "disregard", "instruction", "systemprompt", "forget", "override")
 _STRUCTURE_RULES = (
@@ -232,6 +247,7 @@ _STRUCTURE_RULES = (
     (_FAKE_TURN, "poses as a question and answer of the prompt"),
     (_FAKE_SOURCE, "poses as a source of the prompt"),
     (_ANSWER_LABEL, "poses as a question and answer of the prompt"),
+    (_VOCATIVE, "addressed to an AI assistant"),
 )
 
 
@@ -278,7 +294,7 @@ ORDER_FEATURES = {"imperative": 1, "strong_imperative": 1, "obligation": 1, "say
                   "override": 1}  # fmt: skip
 TARGET_FEATURES = {"addressee": 2, "weak_addressee": 1, "you": 2, "reads_this": 2,
                    "note_to": 3, "label": 3, "answer_frame": 2, "when_answering": 1,
-                   "mode": 2, "aim": 1}  # fmt: skip
+                   "mode": 2, "aim": 1, "trigger": 2}  # fmt: skip
 FLAG_SCORE = 5
 """A sentence is flagged when its order and target cues each weigh 2 or more and together
 :data:`FLAG_SCORE` or more."""
@@ -550,50 +566,3 @@ def neutralize_source(text: str) -> str:
     if '"' in text:
         text = _OPEN_QUOTE.sub("“", text).replace('"', "”")
     return text
-
-
-# --- what leaves the assistant ------------------------------------------------------------------
-_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]!<>&|]")
-
-
-def escape_markdown(text: str) -> str:
-    """``text`` as literal characters in a Markdown file: backslash before every character
-    that could start a link, an image, emphasis, code or a table (``![x](url)`` stays
-    characters, nothing loads), and ``<``/``>``/``&`` as entities (no HTML, no autolink)."""
-    entities = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
-    return _MARKDOWN_SPECIAL.sub(lambda m: entities.get(m.group(), "\\" + m.group()), text or "")
-
-
-def redact_url(url: str | None) -> str:
-    """``url`` fit to show anyone: no user name or password, no query or fragment (where API
-    keys travel); ``""`` for nothing. ``https://u:key@host/v1?key=k`` -> ``https://host/v1``."""
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "(a URL that cannot be parsed)"
-    if ":" in host:
-        host = f"[{host}]"
-    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
-
-
-_URL_SAFE = ":/?#[]@!$&'*+,;=%~-._"
-"""Left as they are by :func:`safe_url`; everything else outside [A-Za-z0-9] is %-encoded."""
-
-
-def safe_url(url: str) -> str | None:
-    """``url`` if it is an http(s) URL with a host, %-encoding ``()<>"`` and spaces; else ``None``."""
-    url = strip_control(url or "").strip()
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:  # e.g. a malformed IPv6 host
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        return None
-    return quote(url, safe=_URL_SAFE)

@@ -1,16 +1,21 @@
-"""Small text utilities shared by ingest, retrieval and verification."""
+"""Small text utilities shared by ingest, retrieval and verification, and the helpers for what
+leaves the assistant (safe and redacted URLs, Markdown made inert)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import unicodedata
+from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = [
     "normalize_text",
     "strip_control",
     "compat_fold",
     "join_lines",
+    "safe_url",
+    "redact_url",
+    "escape_markdown",
     "title_key",
     "paper_id_for_title",
     "split_sentences",
@@ -115,6 +120,53 @@ def compat_fold(text: str) -> str:
     for k, part in zip(kept, parts[1:]):
         out += [unicodedata.normalize("NFC", k), unicodedata.normalize("NFKC", part)]
     return "".join(out)
+
+
+# --- what leaves the assistant: URLs and Markdown (see assistant.safety) -----------------
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]!<>&|]")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` as literal characters in a Markdown file: backslash before every character
+    that could start a link, an image, emphasis, code or a table (``![x](url)`` stays
+    characters, nothing loads), and ``<``/``>``/``&`` as entities (no HTML, no autolink)."""
+    entities = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+    return _MARKDOWN_SPECIAL.sub(lambda m: entities.get(m.group(), "\\" + m.group()), text or "")
+
+
+def redact_url(url: str | None) -> str:
+    """``url`` fit to show anyone: no user name or password, no query or fragment (where API
+    keys travel); ``""`` for nothing. ``https://u:key@host/v1?key=k`` -> ``https://host/v1``."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(a URL that cannot be parsed)"
+    if ":" in host:
+        host = f"[{host}]"
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+
+
+_URL_SAFE = ":/?#[]@!$&'*+,;=%~-._"
+"""Left as they are by :func:`safe_url`; everything else outside [A-Za-z0-9] is %-encoded."""
+
+
+def safe_url(url: str) -> str | None:
+    """``url`` if it is an http(s) URL with a host, %-encoding ``()<>"`` and spaces; else ``None``."""
+    url = strip_control(url or "").strip()
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. a malformed IPv6 host
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    return quote(url, safe=_URL_SAFE)
 
 
 def _symbol(m: re.Match[str]) -> str:

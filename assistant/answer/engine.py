@@ -408,7 +408,7 @@ local model's lock (and every other user's question) for as long as it takes."""
 def _check_question(question: str) -> str:
     if not isinstance(question, str) or not question.strip():
         raise QuestionError("the question is empty: ask something about the papers")
-    question = " ".join(question[: MAX_QUESTION_CHARS * 2].split())
+    question = " ".join(question.split())
     if len(question) > MAX_QUESTION_CHARS:
         raise QuestionError(
             f"the question is {len(question):,} characters long; ask one of at most "

@@ -206,7 +206,7 @@ def add_question(question: str, chat: list[dict[str, Any]] | None) -> tuple[Any,
     """
     import gradio as gr
 
-    question = " ".join((question or "")[: MAX_QUESTION_CHARS * 2].split())
+    question = " ".join((question or "").split())
     chat = list(chat or [])
     if not question:
         return gr.update(), chat, ""
