@@ -145,7 +145,7 @@ class Answer:
         for c in self.citations:
             url = safe_url(c.url)
             title = f"[{escape_markdown(c.title)}]({url})" if url else escape_markdown(c.title)
-            lines.append(f"- \\[{c.number}\\] {title}")
+            lines.append(f"- [{c.number}] {title}")  # ours: no user text can define a [n]: link
             if evidence:
                 quotes = c.evidence or ([c.snippet] if c.snippet else [])
                 lines += [f"  > “{escape_markdown(' '.join(q.split()))}”" for q in quotes]

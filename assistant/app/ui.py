@@ -453,6 +453,10 @@ def _wire_events(
         value = evt.value
         return str(value.get("text", "") if isinstance(value, dict) else value)
 
+    # A string annotation (this module's `from __future__ import annotations`) names `gr`,
+    # which is not a global here: Gradio could not resolve it and passed no event data.
+    pick_example.__annotations__["evt"] = gr.SelectData
+
     pending = gr.State("")
     hidden: dict[str, Any] = {"api_visibility": "undocumented"}
     ask_inputs = [pending, chatbot, answers_state, *search]
