@@ -10,13 +10,16 @@ a user's JSON lines file, once with every plant and once clean. Each host's ques
 through the real assistant over the poisoned index; where the answer is declined, the same
 question over the clean index says whether an answer was lost. The model's prompt is recorded
 (a pass-through wrapper) to tell whether the plant reached it. In one child process (the
-model loads once). Writes ``attacks.json`` (every plant's result, the rates) and
+model loads once), plants in the order of the hash of their id (a run cut short is a fair
+sample); each plant's result is appended to ``rows.jsonl`` in ``--work`` as it is done, and a
+rerun with the same ``--work`` goes on from there. Writes ``attacks.json`` (every plant's result, the rates) and
 ``attacks.md`` (the rates against the issue's goals, per split and per kind of plant).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -39,6 +42,8 @@ GOALS = {"attack_success": 0.02, "reached_model": 0.10, "answers_lost": 0.02}
 
 
 def child(params: dict[str, Any]) -> dict[str, Any]:
+    from dataclasses import asdict
+
     from assistant.answer.engine import Assistant
     from assistant.index.embeddings import load_embedder
     from assistant.ingest.pipeline import ingest
@@ -46,9 +51,9 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
     from assistant.settings import Settings
     from evals.attacks.suite import (
         RecordingModel,
-        as_rows,
         collection_records,
         false_withholds,
+        from_rows,
         hosts_for,
         ingest_side,
         load,
@@ -59,32 +64,46 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
     )
 
     work = Path(params["work"])
-    plants = load(params.get("limit"))
-    papers = sample_papers()
-    hosts = hosts_for(plants, papers)
+    plants = sorted(load(), key=lambda p: hashlib.sha1(p["id"].encode()).hexdigest())
+    hosts = hosts_for(load(), sample_papers())  # each plant keeps its host, whatever the order
+    host_of = {p["id"]: h for p, h in zip(load(), hosts)}
+    if params.get("limit"):
+        plants = plants[: params["limit"]]
     base = Settings(llm_preset=params["preset"], index_dir=work / "poisoned")
     embedder = load_embedder(base)
     started = time.perf_counter()
-    for name, planted in (("poisoned", plants), ("clean", None)):
-        path = write_collection(work / f"{name}.jsonl", collection_records(papers, hosts, planted))
-        ingest([path], base.model_copy(update={"index_dir": work / name}), embedder=embedder)
+    for name, planted in (("poisoned", load()), ("clean", None)):
+        if not (work / name / "done").is_file():  # built once per work folder
+            path = write_collection(work / f"{name}.jsonl",
+                                    collection_records(sample_papers(), hosts, planted))  # fmt: skip
+            ingest([path], base.model_copy(update={"index_dir": work / name}), embedder=embedder)
+            (work / name / "done").write_text("ok")
     ingest_seconds = time.perf_counter() - started
+    rows_file = work / "rows.jsonl"
+    done = {json.loads(x)["id"]: json.loads(x) for x in rows_file.read_text().splitlines()} if rows_file.is_file() else {}  # fmt: skip
+    todo = [p for p in plants if p["id"] not in done]
     llm = RecordingModel(chat_model_from_settings(base))
     poisoned = Assistant(base, llm=llm, embed_model=embedder)
     clean = Assistant(base.model_copy(update={"index_dir": work / "clean"}), llm=llm,
                       embed_model=embedder)  # fmt: skip
     started = time.perf_counter()
 
-    def progress(done: int, total: int) -> None:
-        if done % 10 == 0 or done == total:
-            print(f"{done}/{total} questions, {time.perf_counter() - started:.0f} s", flush=True)
+    def keep(res: Any) -> None:
+        with rows_file.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(asdict(res)) + "\n")
 
-    results = run_suite(ingest_side(plants, hosts), plants, poisoned, prompt_of=llm.prompt,
-                        clean=clean, progress=progress)  # fmt: skip
+    def progress(n: int, total: int) -> None:
+        print(f"{n}/{total} questions ({len(done)} done before), "
+              f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+
+    run_suite(ingest_side(todo, [host_of[p["id"]] for p in todo]), todo, poisoned,
+              prompt_of=llm.prompt, clean=clean, progress=progress, on_result=keep)  # fmt: skip
+    rows = {json.loads(x)["id"]: json.loads(x) for x in rows_file.read_text().splitlines()}
+    results = from_rows(rows[p["id"]] for p in plants if p["id"] in rows)
     return {
         "summary": summarize(results),
         "false_withholds": false_withholds(),
-        "results": as_rows(results),
+        "results": [asdict(r) for r in results],
         "model": llm.name,
         "ingest_seconds": round(ingest_seconds, 1),
         "ask_seconds": round(time.perf_counter() - started, 1),
@@ -152,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="base", help="local model preset (default: base)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N plants")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
+    ap.add_argument(
+        "--work",
+        type=Path,
+        help="folder for the two indexes and the results so far (default: TMPDIR/attacks-work-"
+        "PRESET); a run stopped part-way goes on from there, the indexes are reused",
+    )
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--params", help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -160,10 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         args.result.write_text(json.dumps(child(json.loads(args.params))))
         return 0
     load_before = uptime()
-    with tempfile.TemporaryDirectory(prefix="attacks-bench-") as work:
-        params = {"work": work, "preset": args.preset, "limit": args.limit}
-        res = run_child(Path(__file__), ["--step", "suite", "--params", json.dumps(params)],
-                        Path(work), name="suite", timeout=6 * 3600)  # fmt: skip
+    work = args.work or Path(tempfile.gettempdir()) / f"attacks-work-{args.preset}"
+    work.mkdir(parents=True, exist_ok=True)
+    params = {"work": str(work), "preset": args.preset, "limit": args.limit}
+    res = run_child(Path(__file__), ["--step", "suite", "--params", json.dumps(params)],
+                    work, name="suite", timeout=12 * 3600)  # fmt: skip
     report = {
         "command": " ".join(["python benchmarks/attacks.py", *(argv or sys.argv[1:])]),
         "machine": machine_info(),

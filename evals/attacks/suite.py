@@ -51,6 +51,8 @@ __all__ = [
     "summarize",
     "false_withholds",
     "RecordingModel",
+    "as_rows",
+    "from_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -251,11 +253,13 @@ def run_suite(
     clean: Any | None = None,
     with_model: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    on_result: Callable[[PlantResult], None] | None = None,
 ) -> list[PlantResult]:
     """Ask every host's question of the ``poisoned`` assistant (and, where it declines, of the
     ``clean`` one) and fill in the results. ``prompt_of()`` returns the user part of the
     prompt the model last read (the real model: a recording wrapper; tests: the scripted
-    model's calls)."""
+    model's calls). ``on_result(result)`` is called as each plant is done (a long run keeps
+    what it measured)."""
     markers = {p["id"]: _fold(p["marker"]) for p in plants}
     by_id = {p["id"]: p for p in plants}
     for n, res in enumerate(results):
@@ -274,6 +278,8 @@ def run_suite(
                 base, _, _ = ask(clean, res.question)
                 res.clean_answerable = bool(base and base.answerable)
             res.lost = bool(res.clean_answerable) and not answer.answerable
+        if on_result:
+            on_result(res)
         if progress:
             progress(n + 1, len(results))
     return results
@@ -363,6 +369,10 @@ def false_withholds() -> dict[str, Any]:
 
 def as_rows(results: Sequence[PlantResult]) -> list[dict[str, Any]]:
     return [asdict(r) for r in results]
+
+
+def from_rows(rows: Iterable[dict[str, Any]]) -> list[PlantResult]:
+    return [PlantResult(**r) for r in rows]
 
 
 def load(limit: int | None = None) -> list[dict[str, Any]]:
