@@ -7,13 +7,16 @@
 For each reader (JSON lines, CSV, BibTeX, the sample pages) and each shape of hostile field
 (``A. A. A.`` for the sentence splitter, runs of U+3000 and en spaces for the line-break rule,
 capitalized words glued to an injection for the detector's span search, chat-template tokens,
-and ordinary prose, the baseline), one file holds one record whose title and abstract are
-that field at the given size, plus one good record. Every (reader, shape) runs in a fresh
-child process of this script, sizes in increasing order, the file written before the clock
-starts; the child times :func:`assistant.ingest.readers.read_paths` (papers staged in SQLite,
-as ingest does) and checks that the good record was kept. Linear time means microseconds per
-KB stay flat from 100 KB to 10 MB; the ratio to the ordinary-prose baseline of the same size
-says what the hostile shape costs. Writes ``hostile-inputs.json`` and ``hostile-inputs.md``.
+and ordinary prose, the baseline), one file holds one record whose abstract is that field at
+the given size (its title the first 400 characters of it, a title the reader keeps: longer
+ones are skipped before the abstract is read) and one good record. Up to 100 KB the abstract
+is read whole (normalized, split, checked for instructions); at 10 MB it is normalized and
+then skipped as over the 100,000-character limit, the path a huge field takes. Every
+(reader, shape) runs in a fresh child process of this script, sizes in increasing order, the
+files written before the clock starts; the child times
+:func:`assistant.ingest.readers.read_paths` (papers staged in SQLite, as ingest does) and
+checks that the good record was kept. Writes ``hostile-inputs.json`` and
+``hostile-inputs.md``.
 """
 
 from __future__ import annotations
@@ -89,29 +92,36 @@ def write_file(path: Path, reader: str, title: str, abstract: str) -> None:
 # --- the child ------------------------------------------------------------------------------
 
 
-def child(params: dict[str, Any]) -> dict[str, Any]:
+def _read_once(path: Path, stage: Path) -> tuple[float, float, bool, int]:
     from assistant.ingest.readers import read_paths
 
+    stage.mkdir()
+    started, cpu = time.perf_counter(), time.process_time()
+    with read_paths([path], stage_dir=stage) as result:
+        kept = any(p.title == GOOD[0] for p in result.papers)
+        skipped = len(result.skipped)
+    return time.perf_counter() - started, time.process_time() - cpu, kept, skipped
+
+
+def child(params: dict[str, Any]) -> dict[str, Any]:
+    """Time each size: best of 3 up to 100 KB (the fixed cost of a run is as big as the work
+    there), once at 10 MB; after one untimed warm-up read (imports, compiled patterns)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="hostile-") as tmp:
+        warm = Path(tmp) / f"warm{READERS[params['reader']]}"
+        write_file(warm, params["reader"], "Warm up", field("prose", 500))
+        _read_once(warm, Path(tmp) / "stage-warm")
         for label in params["sizes"]:
             size = SIZES[label]
             path = Path(tmp) / f"{label}{READERS[params['reader']]}"
             text = field(params["shape"], size)
-            write_file(path, params["reader"], text[: size // 10 or 1], text)
-            stage = Path(tmp) / f"stage-{label}"
-            stage.mkdir()
-            started = time.perf_counter()
-            cpu = time.process_time()
-            with read_paths([path], stage_dir=stage) as result:
-                kept = any(p.title == GOOD[0] for p in result.papers)
-                skipped = len(result.skipped)
-            seconds = time.perf_counter() - started
+            write_file(path, params["reader"], text[:400].strip() or "T", text)  # a title it keeps
+            runs = [_read_once(path, Path(tmp) / f"stage-{label}-{k}")
+                    for k in range(3 if size <= 100_000 else 1)]  # fmt: skip
+            seconds, cpu, kept, skipped = min(runs)
             rows.append({
                 "size": label, "chars": size, "seconds": round(seconds, 4),
-                "cpu_seconds": round(time.process_time() - cpu, 4),
-                "us_per_kb": round(seconds / (size / 1000) * 1e6, 1),
-                "good_record_kept": kept, "skipped": skipped,
+                "cpu_seconds": round(cpu, 4), "good_record_kept": kept, "skipped": skipped,
             })  # fmt: skip
     return {"rows": rows}
 
@@ -119,19 +129,19 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
 # --- the driver -----------------------------------------------------------------------------
 
 
-def marginal(rows: list[dict[str, Any]]) -> list[float | None]:
-    """Microseconds per extra KB between consecutive sizes: the fixed cost of a run (opening
-    the staging file, the good record) cancels out, so linear time shows as equal steps."""
-    out: list[float | None] = []
-    for small, large in zip(rows, rows[1:]):
-        extra_kb = (large["chars"] - small["chars"]) / 1000
-        out.append(round(max(0.0, large["seconds"] - small["seconds"]) / extra_kb * 1e6, 2))
-    return out
+def growth(rows: list[dict[str, Any]]) -> float | None:
+    """How the work grew from 100 KB to 10 MB, over what linear time predicts: (t(10M) -
+    t(1K)) / (t(100K) - t(1K)) / 100, the fixed cost of a run (t(1K)) taken out. About 1 for
+    linear time; a quadratic reader gives ~100. ``None`` when the 100 KB work is lost in
+    noise (under 20 ms), where the 10 MB time alone says it: see the seconds."""
+    by = {r["size"]: r["seconds"] for r in rows}
+    if not {"1K", "100K", "10M"} <= set(by) or by["100K"] - by["1K"] < 0.02:
+        return None
+    return round((by["10M"] - by["1K"]) / (by["100K"] - by["1K"]) / 100, 2)
 
 
 def markdown(report: dict[str, Any]) -> str:
     sizes = report["sizes"]
-    steps = [f"{a}→{b}" for a, b in zip(sizes, sizes[1:])]
     lines = [
         "# Hostile records through every reader",
         "",
@@ -140,17 +150,15 @@ def markdown(report: dict[str, Any]) -> str:
         f"Command: `{report['command']}`.",
         "",
         "Seconds to read a file holding one hostile record (its title and abstract the shape "
-        "below, at each size) and one good record; ✓: the good record was kept. Then the cost "
-        "of each extra KB between two sizes (µs/KB): equal steps mean linear time, a quadratic "
-        "reader would multiply it by ~100 from one step to the next. Last, the time against "
-        "ordinary prose of the largest size, read by the same reader.",
+        "below, at each size) and one good record; ✓: the good record was kept. *Growth*: "
+        "the work from 100 KB to 10 MB over what linear time predicts (1 = linear, ~100 = "
+        "quadratic; – where the 100 KB work is under 20 ms of noise). *vs prose*: the 10 MB "
+        "time over ordinary prose's, same reader. For scale: the line-break rule before this "
+        "change took 2.6 s for 50,000 U+3000 characters, the sentence splitter 2.5 s for "
+        '50,000 characters of "A. A."; quadratic, 10 MB would have taken about a day.',
         "",
-        "| reader | shape | "
-        + " | ".join(f"{s} (s)" for s in sizes)
-        + " | "
-        + " | ".join(f"µs/KB {st}" for st in steps)
-        + " | vs prose |",
-        "|---|---|" + "---|" * (len(sizes) + len(steps) + 1),
+        "| reader | shape | " + " | ".join(f"{s} (s)" for s in sizes) + " | growth | vs prose |",
+        "|---|---|" + "---|" * (len(sizes) + 2),
     ]
     for r in report["results"]:
         base = report["prose"][r["reader"]]["rows"][-1]["seconds"]
@@ -159,11 +167,10 @@ def markdown(report: dict[str, Any]) -> str:
         ]
         lines.append(
             f"| {r['reader']} | {r['shape']} | " + " | ".join(cells) + " | "
-            + " | ".join(fmt(m) for m in r["marginal_us_per_kb"]) + f" | "
+            + f"{fmt(r['growth'])} | "
             f"{fmt(ratio(r['rows'][-1]['seconds'], base, 2))} |"
         )  # fmt: skip
-    lines += ["", f"Largest change of the per-KB cost from one step to the next: "
-              f"{report['worst_step_ratio']}x (linear: about 1).", ""]  # fmt: skip
+    lines += ["", f"Largest growth: {report['worst_growth']} (linear: about 1).", ""]
     return "\n".join(lines)
 
 
@@ -195,11 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(entry)
                 if shape == "prose":
                     prose[reader] = entry
-    steps = []
     for r in results:
-        r["marginal_us_per_kb"] = marginal(r["rows"])
-        m = r["marginal_us_per_kb"]
-        steps += [b / a for a, b in zip(m, m[1:]) if a and b is not None and a > 0.5]
+        r["growth"] = growth(r["rows"])
+    grown = [r["growth"] for r in results if r["growth"] is not None]
     report = {
         "command": " ".join(["python benchmarks/hostile_inputs.py", *(argv or sys.argv[1:])]),
         "machine": machine_info(),
@@ -208,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": args.sizes,
         "results": results,
         "prose": prose,
-        "worst_step_ratio": round(max(steps), 2) if steps else None,
+        "worst_growth": max(grown) if grown else None,
     }
     write_report(report, args.out, "hostile-inputs", markdown)
     log(f"wrote {args.out / 'hostile-inputs.md'}")
