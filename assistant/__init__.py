@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from assistant.errors import (
     AssistantError,
     ConfigError,
+    IndexBusyError,
     IndexMismatchError,
     IndexMissingError,
     IndexUnavailableError,
@@ -42,6 +43,7 @@ __all__ = [
     "IndexMissingError",
     "IndexUnavailableError",
     "IndexMismatchError",
+    "IndexBusyError",
     "ModelMissingError",
     "LLMError",
     "LLMUnavailableError",

@@ -13,6 +13,7 @@ __all__ = [
     "IndexMissingError",
     "IndexUnavailableError",
     "IndexMismatchError",
+    "IndexBusyError",
     "ModelMissingError",
     "LLMError",
     "LLMUnavailableError",
@@ -45,6 +46,10 @@ class IndexUnavailableError(AssistantError):
 
     Nothing that raises this may be taken for "no index yet": ingesting the sample collection
     into a user's collection because a server had a hiccup would be worse than stopping."""
+
+
+class IndexBusyError(AssistantError):
+    """Another process is writing to the index (names it): one writer at a time."""
 
 
 class IndexMismatchError(ConfigError):

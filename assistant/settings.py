@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -60,6 +60,18 @@ class Settings(BaseSettings):
         default=None,
         description="URL of a Chroma server (http://host:8000). When set, the index lives "
         "there instead of in index_dir.",
+    )
+    chroma_token: SecretStr | None = Field(
+        default=None,
+        description="Token for a Chroma server that requires one (Chroma's token "
+        "authentication, or a proxy that checks it; docs/chroma-server.md). Sent as "
+        "'Authorization: Bearer <token>' (or in chroma_token_header). Prefer the environment "
+        "variable to a flag: it stays out of ps and shell history.",
+    )
+    chroma_token_header: Literal["Authorization", "X-Chroma-Token"] = Field(
+        default="Authorization",
+        description="The header the Chroma token travels in: 'Authorization' (Bearer) or "
+        "'X-Chroma-Token', as the server is configured (CHROMA_AUTH_TOKEN_TRANSPORT_HEADER).",
     )
     collection: str = Field(
         default="papers",
@@ -242,7 +254,9 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown preset {v!r}; choose one of {', '.join(preset_names())}")
         return v
 
-    @field_validator("chroma_url", "openai_base_url", "openai_api_key", mode="before")
+    @field_validator(
+        "chroma_url", "openai_base_url", "openai_api_key", "chroma_token", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if isinstance(v, str) and not v.strip() else v

@@ -136,18 +136,29 @@ class Answer:
 
     def bibliography(self, *, evidence: bool = True) -> str:
         """The numbered reference list (Markdown), one entry per cited paper, each followed by
-        the quoted sentences of its abstract that support the answer."""
+        the quoted sentences of its abstract that support the answer. Titles and quotes are
+        escaped (:func:`~assistant.safety.escape_markdown`); a title links only to an http(s)
+        URL."""
+        from assistant.safety import escape_markdown, safe_url
+
         lines = []
         for c in self.citations:
-            title = f"[{c.title}]({c.url})" if c.url else c.title
-            lines.append(f"- [{c.number}] {title}")
+            url = safe_url(c.url)
+            title = f"[{escape_markdown(c.title)}]({url})" if url else escape_markdown(c.title)
+            lines.append(f"- [{c.number}] {title}")  # ours: no user text can define a [n]: link
             if evidence:
-                lines += [f"  > “{q}”" for q in (c.evidence or ([c.snippet] if c.snippet else []))]
+                quotes = c.evidence or ([c.snippet] if c.snippet else [])
+                lines += [f"  > “{escape_markdown(' '.join(q.split()))}”" for q in quotes]
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
-        """The answer with its bibliography, ready to paste into notes."""
-        parts = [f"**Q:** {self.question}", "", self.text]
+        """The answer with its bibliography, ready to paste into notes. Model text, question,
+        titles and quotes are escaped as text: an image or link the model was led to write
+        (by an abstract, say) stays characters in any Markdown viewer; nothing loads."""
+        from assistant.safety import escape_markdown
+
+        body = "\n".join(escape_markdown(line) for line in self.text.splitlines())
+        parts = [f"**Q:** {escape_markdown(' '.join(self.question.split()))}", "", body]
         if self.citations:
             parts += ["", "**References**", "", self.bibliography()]
         return "\n".join(parts) + "\n"

@@ -208,10 +208,10 @@ def test_ingest_keeps_it_in_step(tmp_path: Path, make_settings, embedder) -> Non
     assert bm25_papers(settings, "quokkanet xylophonic") == {"2401.00013"}
 
     # --prune: papers a file read completely no longer lists leave the lexical index too.
-    b.write_text("")
+    write_jsonl(b, 1, start=12)  # (an emptied file is no evidence: --prune leaves it alone)
     ingest([a, b], settings, embedder=embedder, prune=True)
     assert not bm25_papers(settings, "quokkanet xylophonic")
-    assert lexical.store.count() == PaperIndex(settings).collection.count() == 12
+    assert lexical.store.count() == PaperIndex(settings).collection.count() == 13
 
     # --rebuild: a new collection, and the index follows it.
     old = lexical.manifest()

@@ -37,10 +37,11 @@ from assistant.llm.backend import chat_model_from_settings
 from assistant.llm.base import ChatModel
 from assistant.llm.local import LocalChatModel
 from assistant.prompts import load_prompt
+from assistant.safety import neutralize_source
 from assistant.settings import Settings
 from assistant.types import Answer, Source
 
-__all__ = ["Assistant", "History"]
+__all__ = ["Assistant", "History", "MAX_QUESTION_CHARS"]
 
 STOP = ["\nQuestion:", "\nPapers:", "\n<papers>", "\nExample "]
 """Where a small model that keeps going past its answer is cut off."""
@@ -316,7 +317,11 @@ class Assistant:
             for i, s in enumerate(sources, 1):
                 s.number = i
             block = "\n".join(
-                source_tpl.render(number=s.number, title=s.title, passage=" ".join(s.passages))
+                source_tpl.render(
+                    number=s.number,
+                    title=neutralize_source(s.title),  # source text never becomes structure
+                    passage=neutralize_source(" ".join(s.passages)),
+                )
                 for s in sources
             )
             messages = self._with_system(answer_tpl.render(sources=block, question=turn.standalone))
@@ -410,10 +415,21 @@ def _strip_echo(raw: str) -> str:
     return _ECHO.sub("", raw, count=1)
 
 
+MAX_QUESTION_CHARS = 2_000
+"""A longer question is refused before it is tokenized: counting its tokens would hold the
+local model's lock (and every other user's question) for as long as it takes."""
+
+
 def _check_question(question: str) -> str:
     if not isinstance(question, str) or not question.strip():
         raise QuestionError("the question is empty: ask something about the papers")
-    return " ".join(question.split())
+    question = " ".join(question.split())
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"the question is {len(question):,} characters long; ask one of at most "
+            f"{MAX_QUESTION_CHARS:,} characters"
+        )
+    return question
 
 
 def _normalize_history(history: History | None) -> list[tuple[str, str, list[str]]]:

@@ -28,6 +28,7 @@ from assistant.index.chroma import PaperIndex
 from assistant.index.chunking import date_number
 from assistant.index.embeddings import Embedder
 from assistant.index.lexical import LexicalIndex, LexicalReader, LexicalSnapshot, tokenize
+from assistant.safety import withhold_instructions
 from assistant.settings import Settings
 from assistant.types import Source
 
@@ -280,8 +281,11 @@ class HybridRetriever:
                 if items
                 for i in range(GUESS_CHUNKS, _n_chunks(items))
             ]
-        for items in out.values():
+        for pid, items in out.items():
             items.sort(key=lambda dm: int(dm[1].get("chunk", 0)))
+            if items:  # an update cut short leaves old chunks after the new ones: not those
+                version = items[0][1].get("text_hash")
+                out[pid] = [dm for dm in items if dm[1].get("text_hash") == version]
         return out
 
     def to_sources(self, cands: Sequence[Candidate]) -> list[Source]:
@@ -292,12 +296,17 @@ class HybridRetriever:
             if not items:
                 continue
             meta = items[0][1]
+            title = str(meta.get("title", ""))
             abstract = _join_chunks([t for t, _ in items], self.settings)
+            if self.settings.chroma_url:  # anyone who can write to the server could have
+                title, abstract = recheck_source(c.paper_id, title, abstract)
+                if not title or not abstract:
+                    continue
             extra = json.loads(meta["extra"]) if meta.get("extra") else {}
             out.append(
                 Source(
                     paper_id=c.paper_id,
-                    title=str(meta.get("title", "")),
+                    title=title,
                     abstract=abstract,
                     score=round(c.fused, 6),
                     url=str(meta.get("url", "")),
@@ -313,6 +322,24 @@ class HybridRetriever:
                 )
             )
         return out
+
+
+def recheck_source(paper_id: str, title: str, abstract: str) -> tuple[str, str]:
+    """(title, abstract) of a source read from a Chroma server, checked again as ingest checks
+    them: text written to the server by another client never went through our reader, so
+    instruction-like spans are withheld here, at question time (a title that is nothing
+    else gives ``""``: the source is not used)."""
+    kept_title, title_spans = withhold_instructions(title, sentences=False)
+    kept, spans = withhold_instructions(abstract)
+    if title_spans or spans:
+        log.warning(
+            "%s: %d instruction-like spans in text from the Chroma server withheld at question "
+            "time (%s); ingest them again through ingest.py to have them reported",
+            paper_id,
+            len(title_spans) + len(spans),
+            "; ".join(sorted({w["reason"] for w in title_spans + spans})),
+        )
+    return kept_title.strip(), kept
 
 
 def _n_chunks(items: list[tuple[str, dict]]) -> int:

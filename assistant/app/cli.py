@@ -41,7 +41,8 @@ def _ingest_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--rebuild",
         action="store_true",
-        help="delete the collection first and embed everything again",
+        help="embed everything again into a new collection, swapped in when complete (no "
+        "paths: the files the collection records)",
     )
     add_setting_flags(parser, "ingest")
     parser.add_argument(

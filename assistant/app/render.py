@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from assistant.answer.verify import NO_ANSWER_TEXT, UNSUPPORTED_MARK
-from assistant.errors import AssistantError
+from assistant.errors import (
+    AssistantError,
+    ConfigError,
+    IndexMissingError,
+    IndexUnavailableError,
+    LLMError,
+    LLMUnavailableError,
+    QuestionError,
+)
 from assistant.safety import safe_url
 from assistant.types import Answer, Citation, Source
 
@@ -160,9 +168,28 @@ def _message_text(message: dict[str, Any]) -> str:
     return ""
 
 
-def _render_error(exc: BaseException) -> str:
-    if isinstance(exc, AssistantError):
+_SHOWN_TO_ANYONE = (QuestionError, ConfigError)
+"""Errors about what the user typed (the question, a filter): their message is the remedy and
+holds nothing of the server's, so every user sees it."""
+_SHORT = {
+    IndexMissingError: "the index holds no papers yet",
+    IndexUnavailableError: "the paper index cannot be read right now",
+    LLMUnavailableError: "the language model cannot be reached right now",
+    LLMError: "the language model failed to answer",
+}
+
+
+def _render_error(exc: BaseException, detail: bool = True, error_id: str | None = None) -> str:
+    """The chat message for a failed question. ``detail`` (a browser on this machine): the
+    error's own message, which names paths, URLs and remedies. Otherwise, for anything but a
+    mistake in the question or a filter, a short message and the id the server log gives
+    the details under: a remote user never sees a path, a URL or a server's reply."""
+    ref = f" (error {error_id}; the server log has the details)" if error_id else ""
+    if isinstance(exc, _SHOWN_TO_ANYONE) or (detail and isinstance(exc, AssistantError)):
         msg = str(exc)
-    else:
+    elif detail:
         msg = f"unexpected error ({type(exc).__name__}: {exc}); the server log has the details"
+    else:
+        short = next((m for t, m in _SHORT.items() if isinstance(exc, t)), "something went wrong")
+        msg = f"{short}; please try again later{ref or ' (the server log has the details)'}"
     return f'<div class="pa-error">⚠ {_esc(msg)}</div>'

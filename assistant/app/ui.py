@@ -21,11 +21,14 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assistant.answer.engine import MAX_QUESTION_CHARS
 from assistant.answer.retrieval import parse_filters
 from assistant.app.render import (
     CURSOR,
@@ -37,7 +40,7 @@ from assistant.app.render import (
     _render_streaming,
     render_answer,
 )
-from assistant.errors import AssistantError, ConfigError
+from assistant.errors import AssistantError, ConfigError, QuestionError
 from assistant.llm.base import describe_destination
 from assistant.resources import SAMPLE_DIR
 from assistant.types import Answer
@@ -98,9 +101,24 @@ def _info_markdown(info: dict[str, Any]) -> str:
     )
 
 
+SCAN_SOURCES_UP_TO = 20_000
+"""An index that does not record its source files (written before they were recorded) is
+scanned for them only up to this many chunks; a bigger one lists none until the next ingest."""
+
+
 def _source_files(assistant: Assistant) -> list[str]:
+    """The source files to filter by: the list ingest records with the collection (one read),
+    or, for an index written before that, its chunks' ``source`` fields if it is small."""
     try:
-        _, _, metas = assistant.retriever.index.all_chunks()
+        index = assistant.retriever.index
+        names = index.source_files()
+        if names is not None:
+            return sorted(names)
+        if index.chunk_count() > SCAN_SOURCES_UP_TO:
+            log.warning("the index does not record its source files: run `python ingest.py` "
+                        "with its files to record them (no embedding); no file filter until then")  # fmt: skip
+            return []
+        _, _, metas = index.all_chunks()
     except AssistantError as exc:
         log.warning("cannot list the index's source files: %s", exc)
         return []
@@ -165,7 +183,10 @@ def build_app(
             answers_state=answers_state,
             search=search,
         )
-    app.queue(default_concurrency_limit=max(1, int(concurrency)))
+    app.queue(
+        default_concurrency_limit=max(1, int(concurrency)),
+        max_size=MAX_WAITING + max(1, int(concurrency)),  # a backstop: add_question says "busy"
+    )
     return app
 
 
@@ -189,12 +210,74 @@ def add_question(question: str, chat: list[dict[str, Any]] | None) -> tuple[Any,
     chat = list(chat or [])
     if not question:
         return gr.update(), chat, ""
+    refusal = _refusal(question)
+    if refusal:  # answered at once, never queued
+        shown = question if len(question) <= 300 else question[:297] + "…"
+        chat += [
+            {"role": "user", "content": _esc(shown)},
+            {"role": "assistant", "content": refusal},
+        ]
+        return gr.update(), chat, ""
+    _WAITING.add()
     chat += [
         {"role": "user", "content": question},
         {"role": "assistant", "content": PENDING_HTML},
     ]
     busy = gr.Textbox(value="", interactive=False, submit_btn=False, stop_btn=True)
     return busy, chat, question
+
+
+MAX_WAITING = 8
+"""Questions that may wait for the model at once; one more is told the assistant is busy."""
+
+
+class _Waiting:
+    """How many accepted questions have not started being answered. Each is counted from
+    :func:`add_question` until the responder starts it; one whose browser went away before
+    that is forgotten after ``expiry`` seconds."""
+
+    def __init__(self, expiry: float = 600.0) -> None:
+        self.expiry = expiry
+        self._since: list[float] = []
+        self._lock = threading.Lock()
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        self._since = [t for t in self._since if now - t < self.expiry]
+
+    def add(self) -> None:
+        with self._lock:
+            self._prune()
+            self._since.append(time.monotonic())
+
+    def started(self) -> None:
+        with self._lock:
+            if self._since:
+                self._since.pop(0)
+
+    def count(self) -> int:
+        with self._lock:
+            self._prune()
+            return len(self._since)
+
+
+_WAITING = _Waiting()
+
+
+def _refusal(question: str) -> str:
+    """The message for a question that is not queued (too long, or the assistant busy)."""
+    if len(question) > MAX_QUESTION_CHARS:
+        return _render_error(QuestionError(
+            f"the question is {len(question):,} characters long; ask one of at most "
+            f"{MAX_QUESTION_CHARS:,} characters"
+        ))  # fmt: skip
+    waiting = _WAITING.count()
+    if waiting >= MAX_WAITING:
+        return (
+            f'<div class="pa-notice">The assistant is busy: {waiting} questions are waiting '
+            "for the model. Please ask again in a minute.</div>"
+        )
+    return ""
 
 
 def _responder(assistant: Assistant, export_dir: Path) -> Any:
@@ -209,11 +292,14 @@ def _responder(assistant: Assistant, export_dir: Path) -> Any:
         date_from: str,
         date_to: str,
         source: str,
+        request: Any = None,
     ) -> Iterator[tuple[Any, ...]]:
         chat = list(chat or [])
         answers = list(answers or [])
         if not question:
             return
+        _WAITING.started()
+        local = is_local_request(request)
         raw = ""
         stream: Iterator[str | Answer] | None = None
         try:
@@ -232,19 +318,33 @@ def _responder(assistant: Assistant, export_dir: Path) -> Any:
                     chat[-1] = {"role": "assistant", "content": _render_streaming(raw)}
                     yield chat, answers, gr.update()
         except AssistantError as exc:
-            log.info("question failed: %s", exc)
-            chat[-1] = {"role": "assistant", "content": _render_error(exc)}
+            error_id = _error_id()
+            log.info("question failed [error %s]: %s", error_id, exc)
+            chat[-1] = {"role": "assistant", "content": _render_error(exc, local, error_id)}
             yield chat, answers, gr.update()
         except Exception as exc:  # the edge: show it, log it, keep serving
-            log.exception("unexpected error while answering %r", question)
-            chat[-1] = {"role": "assistant", "content": _render_error(exc)}
+            error_id = _error_id()
+            log.exception("unexpected error [error %s] while answering %r", error_id, question)
+            chat[-1] = {"role": "assistant", "content": _render_error(exc, local, error_id)}
             yield chat, answers, gr.update()
         finally:  # Stop / New chat close this generator: end the model's generation too
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
 
+    respond.__annotations__["request"] = gr.Request  # Gradio passes the request by this
     return respond
+
+
+def _error_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def is_local_request(request: Any) -> bool:
+    """Whether the browser asking is on this machine (it may read error details: paths,
+    URLs). A request Gradio did not pass counts as remote."""
+    host = getattr(getattr(request, "client", None), "host", None)
+    return bool(host) and (host in LOCAL_HOSTS or str(host).startswith("127."))
 
 
 def ready(chat: list[dict[str, Any]] | None) -> tuple[Any, ...]:
@@ -320,6 +420,7 @@ def _chat_panel(title: str, examples: Sequence[str], info: dict[str, Any]) -> tu
     )
     question = gr.Textbox(
         show_label=False,
+        max_length=MAX_QUESTION_CHARS,
         placeholder="Ask a question about the papers…",
         submit_btn=True,
         stop_btn=False,

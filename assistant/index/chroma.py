@@ -9,13 +9,13 @@ interrupted, without any side file.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 from assistant.errors import (
     AssistantError,
@@ -24,65 +24,33 @@ from assistant.errors import (
     IndexMissingError,
     IndexUnavailableError,
 )
+from assistant.index.chroma_client import _remedy, _without_token, open_chroma
 from assistant.index.chunking import SCHEMA_VERSION, Chunk
 from assistant.settings import Settings
 
-__all__ = ["PaperIndex", "open_chroma", "PaperState"]
+__all__ = ["PaperIndex", "open_chroma", "PaperState", "staging_name", "aside_name"]
 
 log = logging.getLogger(__name__)
 
-
-def open_chroma(settings: Settings) -> Any:
-    """A Chroma client: a server when ``chroma_url`` is set, else on disk in ``index_dir``."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
-    if settings.chroma_url:
-        url = urlparse(settings.chroma_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ConfigError(
-                f"ASSISTANT_CHROMA_URL={settings.chroma_url!r} is not a URL like "
-                "http://127.0.0.1:8000"
-            )
-        port = url.port or (443 if url.scheme == "https" else 8000)
-        try:
-            client = chromadb.HttpClient(
-                host=url.hostname, port=port, ssl=url.scheme == "https", settings=chroma_settings
-            )
-            client.heartbeat()
-        except Exception as exc:
-            raise IndexUnavailableError(
-                f"cannot reach the Chroma server at {settings.chroma_url} ({exc}); start it "
-                "(`chroma run --path DIR --port PORT`) or unset ASSISTANT_CHROMA_URL to use the "
-                "index on disk"
-            ) from None
-        return client
-    try:
-        settings.index_dir.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
-    except Exception as exc:
-        raise IndexUnavailableError(
-            f"cannot open the index at {settings.index_dir} ({type(exc).__name__}: {exc}); "
-            f"{_disk_remedy(settings)}"
-        ) from None
+MAX_SOURCE_FILES = 2000
+"""Source file names kept in the collection's metadata for the UI's list; more are not kept."""
 
 
-def _disk_remedy(settings: Settings) -> str:
-    return (
-        f"check that {settings.index_dir} is a readable and writable folder holding a Chroma "
-        "index (not damaged, not in use by another Chroma version); to start over, move it "
-        "away and run `python ingest.py`"
-    )
+def _beside(name: str, suffix: str) -> str:
+    """``name`` + ``suffix``, kept within the 63 characters a collection name may have."""
+    if len(name) + len(suffix) > 63:
+        name = name[: 54 - len(suffix)] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return name + suffix
 
 
-def _remedy(settings: Settings) -> str:
-    if settings.chroma_url:
-        return (
-            f"check that the Chroma server at {settings.chroma_url} is running and accepts this "
-            "client (`chroma run --path DIR --port PORT`), then run the command again"
-        )
-    return _disk_remedy(settings)
+def staging_name(name: str) -> str:
+    """The collection a rebuild of ``name`` is written into before it is swapped in."""
+    return _beside(name, ".rebuild")
+
+
+def aside_name(name: str) -> str:
+    """Where a swap puts the old collection ``name`` until the new one has its name."""
+    return _beside(name, ".old")
 
 
 def _is_not_found(exc: BaseException) -> bool:
@@ -159,14 +127,17 @@ class PaperIndex:
         except Exception as exc:
             raise IndexUnavailableError(
                 f"could not {action} the collection {self.settings.collection!r} at "
-                f"{self.settings.describe_index()} ({type(exc).__name__}: {exc}); "
+                f"{self.settings.describe_index()} ({_without_token(exc, self.settings)}); "
                 f"{_remedy(self.settings)}"
             ) from exc
 
     def exists(self) -> bool:
         """Whether the collection exists. Only Chroma's "not found" means no: any other
         failure (server down, refused, damaged files) raises :class:`IndexUnavailableError`."""
-        return self._get_collection(self.settings.collection) is not None
+        return (
+            self._get_collection(self.settings.collection) is not None
+            or self._recover_swap() is not None
+        )
 
     def open(self, *, create_with_dim: int | None = None) -> Any:
         """The collection, checked against the settings.
@@ -177,7 +148,7 @@ class PaperIndex:
         if self._collection is not None:
             return self._collection
         name = self.settings.collection
-        col = self._given or self._get_collection(name)
+        col = self._given or self._get_collection(name) or self._recover_swap()
         if col is None:
             if create_with_dim is None:
                 raise IndexMissingError(
@@ -239,6 +210,75 @@ class PaperIndex:
         meta["collection"] = self.settings.collection
         return meta
 
+    # --- rebuilding beside the collection -----------------------------------------------------
+    def recorded_sources(self) -> list[str] | None:
+        """The source files this collection's papers were read from (their first chunks'
+        ``sources``), or ``None`` when there is no collection. Read without checking the
+        settings: a rebuild for another embedder reads them too."""
+        col = self._get_collection(self.settings.collection) or self._recover_swap()
+        if col is None:
+            return None
+        found: set[str] = set()
+        offset = 0
+        while True:
+            with self._guard("read"):
+                res = col.get(where={"chunk": 0}, include=["metadatas"], limit=5000, offset=offset)
+            for meta in res["metadatas"]:
+                found.update(json.loads(meta.get("sources") or "[]"))
+            if len(res["ids"]) < 5000:
+                return sorted(found)
+            offset += 5000
+
+    def staging(self) -> PaperIndex:
+        """An empty index beside this one (collection ``<name>.rebuild``) to rebuild into; what
+        an interrupted rebuild left there is deleted first. :meth:`replace_with` swaps it in."""
+        stage = PaperIndex(
+            self.settings.model_copy(update={"collection": staging_name(self.settings.collection)}),
+            client=self.client,
+        )
+        stage._delete_named(stage.settings.collection)
+        return stage
+
+    def replace_with(self, stage: PaperIndex) -> None:
+        """Make ``stage``'s collection this one: the old collection is renamed aside
+        (``<name>.old``), the new one takes the name, then the old one is deleted. A crash
+        between the two renames leaves the old collection aside, and the next :meth:`open`
+        puts it back; the collection is never lost."""
+        name = self.settings.collection
+        aside = aside_name(name)
+        old = self._get_collection(name)
+        with self._guard("swap in the rebuilt"):
+            if old is not None:
+                self._delete_named(aside)
+                old.modify(name=aside)
+            stage.collection.modify(name=name)
+        if old is not None:
+            self._delete_named(aside)
+        self._collection = None
+
+    def _recover_swap(self) -> Any | None:
+        """The collection put back from where an interrupted swap left it aside, or None."""
+        if self._given is not None:
+            return None
+        aside = self._get_collection(aside_name(self.settings.collection))
+        if aside is None:
+            return None
+        log.warning(
+            "the collection %r was set aside by a rebuild that did not finish: putting it back",
+            self.settings.collection,
+        )
+        with self._guard("restore"):
+            aside.modify(name=self.settings.collection)
+        return self._get_collection(self.settings.collection)
+
+    def _delete_named(self, name: str) -> None:
+        with self._guard(f"delete {name!r} from"):
+            try:
+                self.client.delete_collection(name)
+            except Exception as exc:
+                if not _is_not_found(exc):
+                    raise
+
     def drop(self) -> None:
         """Delete the collection (``--rebuild``); a missing one is fine, any other failure
         raises :class:`IndexUnavailableError` (the old data would otherwise stay)."""
@@ -252,13 +292,29 @@ class PaperIndex:
                     raise
         self._collection = None
 
-    def touch(self) -> None:
-        """Record that the collection changed (keys the BM25 cache)."""
+    def touch(self, source_files: Iterable[str] | None = None, *, changed: bool = True) -> None:
+        """Record that the collection changed (``changed``: its update stamp keys the BM25
+        index), and the names of the source files read into it (``source_files``, added to
+        those recorded: what the UI lists without reading every chunk)."""
         col = self.collection
         meta = {k: v for k, v in (col.metadata or {}).items() if not k.startswith("hnsw:")}
-        meta["updated"] = time.time()
+        if changed:
+            meta["updated"] = time.time()
+        if source_files is not None:
+            names = sorted(set(self.source_files() or []) | set(source_files))
+            meta["source_files"] = json.dumps(names) if len(names) <= MAX_SOURCE_FILES else ""
         with self._guard("update"):
             col.modify(metadata=meta)
+
+    def source_files(self) -> list[str] | None:
+        """The names of the files read into the collection, as :meth:`touch` recorded them;
+        ``None`` when none were recorded (an index written before this, or too many files)."""
+        raw = (self.collection.metadata or {}).get("source_files")
+        try:
+            names = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return [str(n) for n in names] if isinstance(names, list) else None
 
     # --- reading --------------------------------------------------------------------------
     def _get_all(
@@ -349,9 +405,15 @@ class PaperIndex:
                 self.collection.delete(where={"paper_id": {"$in": batch}})
 
     def write_chunks(self, chunks: Sequence[Chunk], embeddings: Any) -> None:
-        """Replace the chunks of the papers in ``chunks`` with these (one add per batch)."""
+        """Write the chunks of the papers in ``chunks``, replacing what the index held of them.
+
+        Add, then delete: the new chunks are written first (upserted under their ids, in
+        llama-index's node layout), then the old chunks the new version no longer has are
+        deleted. An interrupt or a full disk in between leaves every paper readable, in its
+        old or new version (a paper holding both reads as half-written, and the next run
+        writes it again); no paper is ever missing.
+        """
         from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
-        from llama_index.vector_stores.chroma import ChromaVectorStore
 
         nodes = []
         for chunk, vec in zip(chunks, embeddings):
@@ -365,11 +427,28 @@ class PaperIndex:
                 node_id=chunk.metadata["paper_id"]
             )
             nodes.append(node)
-        self.delete_papers(sorted({c.metadata["paper_id"] for c in chunks}))
+        pids = sorted({c.metadata["paper_id"] for c in chunks})
+        if self.lexical is not None:  # before Chroma: the token store stays a subset
+            self.lexical.forget(pids)
+        old = self._chunk_ids_of(pids)
         with self._guard("write to"):
-            ChromaVectorStore(chroma_collection=self.collection).add(nodes)
+            _upsert_nodes(self.collection, nodes)
+        stale = sorted(old - {c.chunk_id for c in chunks})
+        for start in range(0, len(stale), 5000):
+            with self._guard("delete from"):
+                self.collection.delete(ids=stale[start : start + 5000])
         if self.lexical is not None:
             self.lexical.record_chunks(chunks)
+
+    def _chunk_ids_of(self, paper_ids: Sequence[str]) -> set[str]:
+        ids: set[str] = set()
+        for start in range(0, len(paper_ids), 500):
+            with self._guard("read"):
+                res = self.collection.get(
+                    where={"paper_id": {"$in": list(paper_ids[start : start + 500])}}, include=[]
+                )
+            ids.update(res["ids"])
+        return ids
 
     def update_metadata(self, updates: dict[str, dict[str, Any]]) -> None:
         """Set metadata fields on every chunk of the given papers, without re-embedding."""
@@ -384,6 +463,26 @@ class PaperIndex:
             metas = [_with_metadata(meta, updates[meta["paper_id"]]) for meta in res["metadatas"]]
             with self._guard("update"):
                 col.update(ids=res["ids"], metadatas=metas)
+
+
+def _upsert_nodes(collection: Any, nodes: Sequence[Any]) -> None:
+    """What llama-index's ``ChromaVectorStore.add`` writes (the same metadata, documents and
+    ids), as an upsert: an id that exists is overwritten in place instead of being skipped."""
+    from llama_index.core.schema import MetadataMode
+    from llama_index.core.vector_stores.utils import node_to_metadata_dict
+
+    for start in range(0, len(nodes), 5000):
+        part = nodes[start : start + 5000]
+        metas = []
+        for node in part:
+            meta = node_to_metadata_dict(node, remove_text=True, flat_metadata=True)
+            metas.append({k: "" if v is None else v for k, v in meta.items()})
+        collection.upsert(
+            ids=[n.node_id for n in part],
+            embeddings=[n.get_embedding() for n in part],
+            metadatas=metas,
+            documents=[n.get_content(metadata_mode=MetadataMode.NONE) for n in part],
+        )
 
 
 def _fold_states(states: dict[str, PaperState], metas: Iterable[dict[str, Any]]) -> None:

@@ -343,19 +343,24 @@ class MemoEmbed:
         self._lock = threading.Lock()
 
     def __call__(self, texts: list[str]) -> np.ndarray:
+        """One row per text, in order. Built from what this call found or embedded, never
+        from the cache after the fact: a call with more new texts than the cache holds, or
+        another thread filling it meanwhile, evicts entries, and an evicted text must not
+        come back as zeros."""
+        dim = self.embedder.dim
+        if not texts:
+            return np.zeros((0, dim), np.float32)
+        unique = list(dict.fromkeys(texts))
         with self._lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+            rows = {t: self._cache[t] for t in unique if t in self._cache}
+            for t in rows:
+                self._cache.move_to_end(t)  # least recently used goes first
+        missing = [t for t in unique if t not in rows]
         if missing:
-            vecs = self.embedder.embed(missing)
+            fresh = dict(zip(missing, self.embedder.embed(missing)))
+            rows.update(fresh)
             with self._lock:
-                for t, v in zip(missing, vecs):
-                    self._cache[t] = v
+                self._cache.update(fresh)
                 while len(self._cache) > self.size:
                     self._cache.popitem(last=False)
-        with self._lock:
-            dim = self.embedder.dim
-            return (
-                np.vstack([self._cache.get(t, np.zeros(dim, np.float32)) for t in texts])
-                if texts
-                else np.zeros((0, dim), np.float32)
-            )
+        return np.vstack([rows[t] for t in texts])

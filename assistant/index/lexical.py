@@ -423,8 +423,15 @@ class LexicalIndex:
         return len(missing), len(extra)
 
     def _save(self, collection_id: str, stamp: Any) -> None:
-        version = f"v-{time.time_ns()}"
+        """Write a new version beside the current one, then point the manifest at it.
+
+        Every name is this process's own (no fixed temporary name two writers could share),
+        the manifest is replaced in one ``os.replace``, and the version the manifest pointed
+        to before stays on disk (only older ones are removed): a reader that has just read
+        the old manifest still finds its files."""
+        version = f"v-{time.time_ns()}-{os.getpid()}"
         tmp = self.folder / f".{version}.tmp"
+        previous = (self.manifest() or {}).get("version")
         try:
             n = save_bm25(tmp, self.store.corpus(), self.store.vocab_items())
             os.replace(tmp, self.folder / version)
@@ -440,12 +447,26 @@ class LexicalIndex:
             "empty": n == 0,
             "built": time.time(),
         }
-        pointer = self.folder / f".{MANIFEST}.tmp"
+        pointer = self.folder / f".{MANIFEST}.{version}.tmp"
         pointer.write_text(json.dumps(manifest))
         os.replace(pointer, self.folder / MANIFEST)
         for old in self.folder.glob("v-*"):  # readers keep their mapped files until they reload
-            if old.name != version:
+            if old.name not in (version, previous):
                 shutil.rmtree(old, ignore_errors=True)
+
+    def adopt(self, other: LexicalIndex) -> None:
+        """Take ``other``'s folder as this one's (a rebuild's lexical index swapped in with
+        its collection); the old folder is removed."""
+        for lex in (self, other):
+            if lex._store is not None:
+                lex._store.close()
+                lex._store = None
+        aside = self.folder.with_name(f".{self.folder.name}.old-{time.time_ns()}")
+        if self.folder.exists():
+            os.replace(self.folder, aside)
+        if other.folder.exists():
+            os.replace(other.folder, self.folder)
+        shutil.rmtree(aside, ignore_errors=True)
 
     def drop(self) -> None:
         """Forget everything (the collection is being deleted)."""
@@ -456,22 +477,28 @@ class LexicalIndex:
 
     # -- serving side --
     def load(self) -> LexicalSnapshot | None:
-        """The saved index, memory-mapped; ``None`` when there is none."""
-        m = self.manifest()
-        if m is None:
-            return None
-        path = self.folder / m["version"]
-        try:
-            ids = np.load(path / "ids.npy", mmap_mode="r")
-            if m.get("empty"):
-                return LexicalSnapshot(build_bm25([]), ids, np.zeros(0), m)
-            bm25s = quiet_bm25s()
-            model = bm25s.BM25.load(str(path), mmap=True, show_progress=False)
-        except (OSError, ValueError) as exc:
-            log.warning("cannot read the lexical index at %s (%s)", path, exc)
-            return None
-        df = np.diff(np.asarray(model.scores["indptr"]))
-        return LexicalSnapshot(model, ids, df, m)
+        """The saved index, memory-mapped; ``None`` when there is none. A version removed
+        between reading the manifest and mapping its files (two saves in a row while this
+        reader looked) is retried once from the manifest that replaced it."""
+        for attempt in range(2):
+            m = self.manifest()
+            if m is None:
+                return None
+            path = self.folder / m["version"]
+            try:
+                ids = np.load(path / "ids.npy", mmap_mode="r")
+                if m.get("empty"):
+                    return LexicalSnapshot(build_bm25([]), ids, np.zeros(0), m)
+                bm25s = quiet_bm25s()
+                model = bm25s.BM25.load(str(path), mmap=True, show_progress=False)
+            except (OSError, ValueError) as exc:
+                if attempt == 0 and (self.manifest() or {}).get("version") != m["version"]:
+                    continue
+                log.warning("cannot read the lexical index at %s (%s)", path, exc)
+                return None
+            df = np.diff(np.asarray(model.scores["indptr"]))
+            return LexicalSnapshot(model, ids, df, m)
+        return None
 
 
 class LexicalReader:

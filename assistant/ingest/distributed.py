@@ -34,8 +34,13 @@ from typing import Any
 
 from assistant.errors import ConfigError, InputError
 from assistant.ingest.dedup import Collector
-from assistant.ingest.pipeline import IngestReport, ProgressFactory, ingest_papers
-from assistant.ingest.readers import EXTENSIONS, ReadResult, default_sample_paths, read_paths
+from assistant.ingest.pipeline import (
+    IngestReport,
+    ProgressFactory,
+    files_to_read,
+    ingest_papers,
+)
+from assistant.ingest.readers import EXTENSIONS, ReadResult, read_paths
 from assistant.settings import Settings
 from assistant.types import Paper, Skipped
 
@@ -186,8 +191,12 @@ class _EmbedWriter:
 
 
 def _worker_settings(settings: Settings) -> dict[str, Any]:
-    """What the actors need to rebuild the settings (no API key travels to the cluster)."""
-    return settings.model_dump(mode="json", exclude={"openai_api_key"})
+    """What the actors need to rebuild the settings (no API key travels to the cluster; the
+    Chroma token does: the actors write to the server)."""
+    out = settings.model_dump(mode="json", exclude={"openai_api_key", "chroma_token"})
+    if settings.chroma_token is not None:
+        out["chroma_token"] = settings.chroma_token.get_secret_value()
+    return out
 
 
 def _workers(ray: Any, settings: Settings) -> int:
@@ -198,8 +207,11 @@ def _workers(ray: Any, settings: Settings) -> int:
 
 
 def _ray_writer(ray: Any, settings: Settings, index: Any) -> Any:
-    def write(work: list[tuple[Paper, list[str]]], progress: ProgressFactory | None) -> int:
-        store = index.lexical
+    def write(
+        work: list[tuple[Paper, list[str]]], progress: ProgressFactory | None, target: Any = None
+    ) -> int:
+        target = target or index  # the collection, or the one a rebuild builds beside it
+        store = target.lexical
         if store is not None:  # before any worker rewrites them: the store stays a subset
             store.forget([p.paper_id for p, _ in work])
         size = settings.ray_batch_papers
@@ -214,7 +226,7 @@ def _ray_writer(ray: Any, settings: Settings, index: Any) -> Any:
             batch_size=1,
             concurrency=n,
             num_cpus=settings.ray_cpus_per_worker,
-            fn_constructor_kwargs={"settings": _worker_settings(settings)},
+            fn_constructor_kwargs={"settings": _worker_settings(target.settings)},
         )
         bar = progress(len(work), "embedding papers (Ray)") if progress else None
         written = 0
@@ -248,13 +260,14 @@ def ray_ingest(
     if not settings.chroma_url:
         raise ConfigError(
             "--ray writes to a Chroma server: set ASSISTANT_CHROMA_URL (or --chroma-url) to one "
-            "(`chroma run --path DIR --host 0.0.0.0 --port 8000`); an index on disk can only be "
+            "(`chroma run --path DIR --host 127.0.0.1 --port 8000` behind a token-checking proxy: "
+            "docs/chroma-server.md); an index on disk can only be "
             "written by one process"
         )
     started = time.perf_counter()
     ray, started_here = _start_ray(address)
     try:
-        read = read_with_ray(list(paths) if paths else default_sample_paths(), fmt)
+        read = read_with_ray(files_to_read(paths, settings, rebuild=rebuild), fmt)
         if not read.papers:
             problems = "; ".join(str(s) for s in read.skipped[:10]) or "no input files found"
             raise InputError(f"no paper could be read ({problems})")

@@ -6,6 +6,11 @@ a batch of whole papers at a time. Memory does not grow with the input. A batch 
 papers' chunks in one add, and each chunk records how many chunks its paper has, so a run that
 is killed part-way leaves an index that answers questions and that the next run completes.
 
+One writer at a time (a lock file naming the holder, :mod:`assistant.index.writer_lock`).
+A paper's update writes its new chunks before it deletes the old ones. ``--rebuild`` builds a
+new collection beside the old one and swaps it in when it is complete; without paths it
+re-reads the files the collection records (or refuses), never the sample collection.
+
 ``--prune`` removes a paper only when a file named in this run, read completely, no longer
 lists it and no other file lists it. A file that stopped early or holds a record that could not
 be parsed says nothing about absence, nor does a recorded source file that was not named
@@ -30,12 +35,13 @@ from assistant.index.chroma import PaperIndex, PaperState
 from assistant.index.chunking import chunk_paper, paper_hashes
 from assistant.index.embeddings import Embedder, load_embedder
 from assistant.index.lexical import LexicalIndex
+from assistant.index.writer_lock import writer_lock
 from assistant.ingest.readers import ReadResult, default_sample_paths, read_paths
 from assistant.ingest.records import title_name
 from assistant.settings import Settings
 from assistant.types import Paper, Skipped
 
-__all__ = ["IngestReport", "ingest", "ingest_papers"]
+__all__ = ["IngestReport", "ingest", "ingest_papers", "files_to_read"]
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +78,9 @@ class IngestReport:
 
 ProgressFactory = Callable[[int, str], Any]
 """``factory(total, description)`` -> object with ``update(n)`` and ``close()`` (tqdm-like)."""
-Writer = Callable[[list[tuple[Paper, list[str]]], "ProgressFactory | None"], int]
-"""``writer(work, progress)``: embed and write ``(paper, sources)`` work; chunks written."""
+Writer = Callable[[list[tuple[Paper, list[str]]], "ProgressFactory | None", PaperIndex], int]
+"""``writer(work, progress, index)``: embed ``(paper, sources)`` work and write it into
+``index`` (the collection, or the one a rebuild builds beside it); chunks written."""
 
 
 def ingest(
@@ -87,14 +94,15 @@ def ingest(
     index: PaperIndex | None = None,
     progress: ProgressFactory | None = None,
 ) -> IngestReport:
-    """Read ``paths`` (default: the bundled sample collection) and bring the index up to date.
+    """Read ``paths`` and bring the index up to date (no paths: the bundled sample collection;
+    with ``rebuild`` and no paths, the files the collection records, see :func:`files_to_read`).
 
     Raises :class:`InputError` when no paper at all could be read; bad records are skipped,
     counted and reported in the result while the good ones are kept. The papers are staged in
     a temporary folder (``TMPDIR``) while the run lasts.
     """
     started = time.perf_counter()
-    files = list(paths) if paths else default_sample_paths()
+    files = files_to_read(paths, settings, rebuild=rebuild, index=index)
     _remove_stale_staging()
     with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX) as tmp:
         (Path(tmp) / "pid").write_text(str(os.getpid()))
@@ -117,6 +125,46 @@ def ingest(
             )
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def files_to_read(
+    paths: Sequence[str | Path] | None,
+    settings: Settings,
+    *,
+    rebuild: bool = False,
+    index: PaperIndex | None = None,
+) -> list[str | Path]:
+    """The files a run reads: ``paths``; without them the sample collection, except for a
+    rebuild of a collection that exists, which re-reads the files it records. A rebuild that
+    cannot find every recorded file here is refused (it would drop their papers), so is one
+    of a collection that records none: nothing is changed then."""
+    if paths:
+        return list(paths)
+    if not rebuild:
+        return list(default_sample_paths())
+    recorded = (index or PaperIndex(settings)).recorded_sources()
+    if recorded is None:  # nothing to rebuild: a first build of the sample collection
+        return list(default_sample_paths())
+    where = settings.describe_index()
+    if not recorded:
+        raise InputError(
+            f"--rebuild without paths re-reads the files the collection at {where} was built "
+            "from, but it records none; nothing was changed. Give the files to rebuild from: "
+            "`python ingest.py --rebuild PATH ...`"
+        )
+    missing = [f for f in recorded if not Path(f).is_file()]
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise InputError(
+            f"--rebuild without paths re-reads the {len(recorded)} files the collection at "
+            f"{where} was built from, but {len(missing)} of them are not on this machine "
+            f"({shown}); rebuilding without them would drop their papers, so nothing was "
+            "changed. Give the files to rebuild from: `python ingest.py --rebuild PATH ...`"
+        )
+    log.info("--rebuild: re-reading the %d files the collection records", len(recorded))
+    return list(recorded)
 
 
 STAGING_PREFIX = "paper-assistant-ingest-"
@@ -148,16 +196,44 @@ def ingest_papers(
 ) -> IngestReport:
     """Bring the index up to date with already-read papers (see :func:`ingest`).
 
-    ``writer(work, progress)`` embeds and writes the papers that need it, in whole-paper
-    batches, and returns the number of chunks written (default: in this process; the Ray
-    path passes its own).
+    One writer at a time: the index's writer lock is held throughout (a second ingest is
+    refused, naming this one). ``rebuild`` builds a new collection beside the old one and
+    swaps it in only when it is complete: an interrupted rebuild leaves the old collection
+    as it was. ``writer(work, progress, index)`` embeds and writes the papers that need it,
+    in whole-paper batches, into ``index``, and returns the number of chunks written
+    (default: in this process; the Ray path passes its own).
     """
     embedder = embedder or load_embedder(settings)
     index = index or PaperIndex(settings)
-    lexical = LexicalIndex.for_settings(settings)
+    with writer_lock(settings):
+        if not rebuild:
+            return _update(read, settings, index, LexicalIndex.for_settings(settings), embedder,
+                           prune=prune, progress=progress, writer=writer)  # fmt: skip
+        stage = index.staging()
+        stage_lexical = LexicalIndex.for_settings(stage.settings)
+        stage_lexical.drop()  # what an interrupted rebuild left
+        report = _update(read, stage.settings, stage, stage_lexical, embedder,
+                         prune=False, progress=progress, writer=writer)  # fmt: skip
+        index.replace_with(stage)
+        LexicalIndex.for_settings(settings).adopt(stage_lexical)
+        report.index = settings.describe_index()
+        log.info("rebuilt %s: the new collection replaced the old one", report.index)
+        return report
+
+
+def _update(
+    read: ReadResult,
+    settings: Settings,
+    index: PaperIndex,
+    lexical: LexicalIndex,
+    embedder: Embedder,
+    *,
+    prune: bool,
+    progress: ProgressFactory | None,
+    writer: Writer | None,
+) -> IngestReport:
+    """Compare the papers with ``index``, write what changed, prune, save the BM25 index."""
     index.lexical = lexical.store  # every write below keeps the BM25 token store in step
-    if rebuild:
-        index.drop()
     index.open(create_with_dim=embedder.dim)
     considered = set(read.complete_files) if prune else set()
     report = IngestReport(
@@ -187,8 +263,9 @@ def ingest_papers(
     if prune:
         report.papers_pruned = _prune(index, read, considered)
         changed = changed or report.papers_pruned > 0
-    if changed:
-        index.touch()
+    sources = [Path(f).name for f in read.files_read]
+    if changed or set(sources) - set(index.source_files() or []):
+        index.touch(source_files=sources, changed=changed)
     lexical.refresh(index)  # the BM25 index questions use: saved now, never built when asked
     report.chunks_total = index.chunk_count()
     report.chunks_written = sink.chunks_written
@@ -282,7 +359,7 @@ class _Writer:
             return
         batch, self.queue = self.queue, []
         if self.write is not None:  # the caller's writer (Ray) embeds and writes the batch
-            self.chunks_written += self.write(batch, None)
+            self.chunks_written += self.write(batch, None, self.index)
             self.changed = True
             return
         chunks = [c for paper, srcs in batch for c in chunk_paper(paper, self.settings, srcs)]

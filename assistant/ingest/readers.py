@@ -11,8 +11,10 @@ Files are streamed record by record (BibTeX excepted). With ``stage_dir`` the pa
 temporary SQLite file there instead of a list, so memory does not grow with the input.
 
 For ``--prune`` the result says which files were read completely (:attr:`ReadResult.complete_files`):
-a file that stopped early, or holds a record that could not be parsed at all, says nothing
-about which papers it no longer lists; papers that a bad record still names are protected.
+a file that stopped early, holds a record that could not be parsed at all, is empty (what a
+failed download leaves) or gave no paper at all (every record without a title, the wrong
+format) says nothing about which papers it no longer lists; papers that a bad record still
+names are protected.
 """
 
 from __future__ import annotations
@@ -64,6 +66,16 @@ _FORMAT_ALIASES = {
     "tsv": "csv",
     "bib": "bibtex",
 }
+EMPTY_NO_PRUNE = (
+    "the file is empty (what a failed download or copy leaves), which says nothing about which "
+    "papers it no longer lists; to remove its papers, rebuild from the files to keep: "
+    "`python ingest.py --rebuild PATH ...`"
+)
+NOTHING_READ_NO_PRUNE = (
+    "no record of it could be read as a paper (read as {kind}: wrong format, or every record "
+    "without a title?), which says nothing about which papers it no longer lists; to remove "
+    "its papers, rebuild from the files to keep: `python ingest.py --rebuild PATH ...`"
+)
 MAX_REPORTED_PER_FILE = 10_000
 """Problems listed one by one per file; more are counted in one last entry."""
 
@@ -82,10 +94,11 @@ class ReadResult:
     duplicates: int = 0
     """Records merged into an earlier paper."""
     complete_files: list[str] = field(default_factory=list)
-    """Files read to the end with every record parsed (an empty file too): what they do not
+    """Files read to the end, every record parsed, at least one paper read: what they do not
     list, they no longer list (``--prune`` may act on them)."""
     unprunable: dict[str, str] = field(default_factory=dict)
-    """Files that were opened but not read completely, with the reason."""
+    """Files that were opened but not read completely (or were empty, or gave no paper), with
+    the reason: ``--prune`` leaves their papers alone and says why."""
     protected: set[str] = field(default_factory=set)
     """Ids and title names (``title:...``) of papers named by records that were skipped."""
 
@@ -206,8 +219,8 @@ def _read_file(
     encoding = _check_text(path, name)
     if isinstance(encoding, Skipped):
         result.skipped.append(encoding)
-        if encoding.reason == "empty file":
-            result.complete_files.append(name)  # emptied: it lists no paper any more
+        if encoding.reason == "empty file":  # what a failed download leaves: no evidence
+            result.unprunable[name] = EMPTY_NO_PRUNE
         return
     tally = _FileTally(name, result)
 
@@ -257,6 +270,8 @@ class _FileTally:
             result.files_read.append(name)
         elif not self.bad:
             result.skipped.append(Skipped(name, None, f"no papers found (read as {kind})"))
+        if not self.good:  # nothing in it read as a paper: a broken file, not a short list
+            result.unprunable.setdefault(name, NOTHING_READ_NO_PRUNE.format(kind=kind))
         if name not in result.unprunable:
             result.complete_files.append(name)
 

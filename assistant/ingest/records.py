@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from assistant.safety import instruction_reason, safe_url, withhold_instructions
 from assistant.text import (
+    join_lines,
     normalize_text,
     paper_id_for_title,
     strip_control,
@@ -39,6 +40,10 @@ MIN_ABSTRACT_CHARS = 20
 MAX_ABSTRACT_CHARS = 100_000
 """A longer "abstract" is a whole paper or a broken field (arXiv allows 1,920 characters):
 the record is skipped."""
+MAX_TITLE_CHARS = 500
+"""A longer "title" is an abstract or a whole record in the wrong field (arXiv's longest are
+about 300 characters): the record is skipped. Every chunk carries its title, so a 20 KB title
+would leave each chunk a few tokens of abstract."""
 MAX_RECORD_CHARS = 16 * 1024 * 1024
 """A JSON line or value, or a CSV field, longer than this is skipped unread (bounds memory)."""
 CHUNK_CHARS = 1 << 20
@@ -157,28 +162,23 @@ def make_paper(
     """A :class:`Paper` from one record's fields, or a :class:`BadRecord` saying what is wrong.
 
     The id is the arXiv id when there is one, else one derived from the title. Every text
-    field loses its control characters. Sentences of the abstract that read as instructions
-    to an assistant are withheld (kept in :attr:`Paper.withheld`, each reported by a
-    :class:`Skipped` note before the paper); so is a link that is not http(s).
+    field loses its control characters. Spans of the title and the abstract that read as
+    instructions to an assistant are withheld (kept in :attr:`Paper.withheld`, each reported
+    by a :class:`Skipped` note before the paper), line by line and without the real sentences
+    glued to them; so is a link that is not http(s). A title that is nothing but such a span,
+    or longer than :data:`MAX_TITLE_CHARS`, skips the record.
     """
-    title = normalize_text(title)
-    names = (arxiv_id,) if arxiv_id else ()
-    if not title:
-        yield BadRecord(file, line, "record has no title", names=names)
+    names: tuple[str, ...] = (arxiv_id,) if arxiv_id else ()
+    title, title_withheld, problem = _checked_title(title)
+    if problem:
+        if title:
+            names = (arxiv_id or _title_id(title), title_name(title))
+        yield BadRecord(file, line, problem, names=names)
         return
     paper_id = arxiv_id or _title_id(title)
     names = (paper_id, title_name(title))
     short = title if len(title) <= 60 else title[:57] + "..."
-    reason = instruction_reason(title)
-    if reason:
-        yield BadRecord(
-            file,
-            line,
-            f"title {short!r} reads as {_markup_or_order(reason)}; record skipped",
-            names,
-        )
-        return
-    abstract = normalize_text(abstract)
+    abstract = normalize_text(abstract, keep_lines=True)
     if len(abstract) > MAX_ABSTRACT_CHARS:
         yield BadRecord(
             file,
@@ -189,13 +189,9 @@ def make_paper(
         )
         return
     kept, withheld = withhold_instructions(abstract)
-    for w in withheld:
-        sentence = w["sentence"] if len(w["sentence"]) <= 120 else w["sentence"][:117] + "..."
-        yield Skipped(
-            file,
-            line,
-            f"sentence withheld from the abstract of {short!r} ({w['reason']}): {sentence!r}",
-        )
+    kept = join_lines(kept)
+    yield from _withheld_notes(file, line, short, title_withheld, "the title")
+    yield from _withheld_notes(file, line, short, withheld, "the abstract")
     missing = _missing_abstract(kept, short, bool(withheld))
     if missing:
         yield BadRecord(file, line, missing, names)
@@ -213,8 +209,52 @@ def make_paper(
         url=link or (f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else ""),
         categories=normalize_text(categories),
         extra=clean_extra,
-        withheld=withheld,
-    )
+        withheld=[*({**w, "reason": f"{w['reason']} (in the title)"} for w in title_withheld),
+                  *withheld],
+    )  # fmt: skip
+
+
+def _checked_title(raw: str) -> tuple[str, list[dict[str, str]], str | None]:
+    """(the title with instruction-like spans withheld, those spans, why the record must be
+    skipped or None)."""
+    lines = normalize_text(raw, keep_lines=True)
+    title = join_lines(lines)
+    if not title:
+        return "", [], "record has no title"
+    short = title if len(title) <= 60 else title[:57] + "..."
+    if len(title) > MAX_TITLE_CHARS:
+        return (
+            title,
+            [],
+            (
+                f"the title {short!r} is {len(title):,} characters, over the limit of "
+                f"{MAX_TITLE_CHARS:,} (an abstract in the title field?); record skipped"
+            ),
+        )
+    kept, withheld = withhold_instructions(lines, sentences=False)
+    if not withheld:
+        return title, [], None
+    kept = join_lines(kept).strip(" -–—:;,|")
+    if not kept:
+        reason = instruction_reason(title) or withheld[0]["reason"]
+        return (
+            title,
+            withheld,
+            (f"title {short!r} reads as {_markup_or_order(reason)}; record skipped"),
+        )
+    return kept, withheld, None
+
+
+def _withheld_notes(
+    file: str, line: int | None, short: str, withheld: list[dict[str, str]], where: str
+) -> Iterator[Skipped]:
+    for w in withheld:
+        sentence = w["sentence"] if len(w["sentence"]) <= 120 else w["sentence"][:117] + "..."
+        yield Skipped(
+            file,
+            line,
+            f"sentence withheld from {where} of {short!r} ({w['reason']}): {sentence!r}",
+        )
 
 
 _SCRIPT_URI = re.compile(r"\s*(?:javascript|vbscript|data|file):", re.IGNORECASE)
@@ -272,16 +312,35 @@ def _missing_abstract(abstract: str, short: str, withheld: bool) -> str | None:
 # --- field helpers shared by the structured formats --------------------------------------------
 
 
+MAX_DEPTH = 32
+"""Nesting followed into a field's value (a list of lists of names); deeper is left out."""
+
+
 def _as_text(value: Any, sep: str = ", ") -> str:
+    """A field's value as text: strings as they are, lists joined with ``sep``, objects as
+    JSON. Never recursive: a value nested hundreds of levels deep (a hostile line) costs
+    linear time and is read to :data:`MAX_DEPTH` levels."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value.strip()
-    if isinstance(value, (list, tuple)):
-        return sep.join(t for t in (_as_text(v, sep) for v in value) if t)
     if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+        try:
+            return json.dumps(value, ensure_ascii=False)
+        except (ValueError, RecursionError):
+            return ""
+    if not isinstance(value, (list, tuple)):
+        return str(value)
+    parts: list[str] = []
+    stack: list[tuple[Any, int]] = [(v, 1) for v in reversed(value)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, tuple)):
+            if depth < MAX_DEPTH:
+                stack.extend((v, depth + 1) for v in reversed(item))
+        elif item is not None:
+            parts.append(_as_text(item))
+    return sep.join(p for p in parts if p)
 
 
 def _split_top_level(text: str) -> list[str]:

