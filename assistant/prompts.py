@@ -17,7 +17,10 @@ from assistant.resources import PROMPTS_DIR
 
 __all__ = ["Prompt", "load_prompt", "PROMPT_NAMES"]
 
-PROMPT_NAMES = ("system", "answer", "source", "condense", "judge", "judge_claim")
+PROMPT_NAMES = (
+    "system", "answer", "source", "condense", "follow_up", "condense_follow_up", "judge",
+    "judge_claim",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -234,6 +234,13 @@ class Settings(BaseSettings):
     max_retries: int = Field(default=2, ge=0, description="Retries for transient LLM errors.")
     max_tokens: int = Field(default=320, ge=16, description="Most tokens the answer may have.")
     temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature.")
+    follow_up_reuse: bool = Field(
+        default=True,
+        description="Ask a follow-up whose papers are all among the previous turn's as the next "
+        "message of that chat, so that the model reads only the new question (its cache holds "
+        "the rest); off: condense every follow-up into a standalone question with a prompt of "
+        "its own.",
+    )
 
     # --- verification ----------------------------------------------------------------------
     support_threshold: float = Field(

@@ -130,9 +130,14 @@ class Answer:
     prompt_tokens: int = 0
     """Tokens of the question and passages the model read, beyond its cached system prompt:
     what time to first token grows with on a CPU."""
+    prompt: list[dict[str, str]] = field(default_factory=list, repr=False)
+    """The chat messages the model answered from, so that a follow-up can continue them
+    (:mod:`assistant.answer.conversation`). Not part of :meth:`to_dict`."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("prompt")
+        return out
 
     def bibliography(self, *, evidence: bool = True) -> str:
         """The numbered reference list (Markdown), one entry per cited paper, each followed by

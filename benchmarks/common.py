@@ -99,15 +99,18 @@ class StepFailed(RuntimeError):
     """A measured child exited with an error, ran past its time, or wrote no result."""
 
 
-def child_env() -> dict[str, str]:
-    """Environment for a measured child process: offline, no telemetry, no ASSISTANT_ settings."""
+def child_env(path_first: Sequence[str] = ()) -> dict[str, str]:
+    """Environment for a measured child process: offline, no telemetry, no ASSISTANT_ settings;
+    the repository importable, then ``path_first`` (say, one llama-cpp-python build) before
+    the rest of ``PYTHONPATH`` and the environment's own packages."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    path = [str(REPO_ROOT), *map(str, path_first), env.get("PYTHONPATH")]
     env.update(
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         ANONYMIZED_TELEMETRY="False",
         TOKENIZERS_PARALLELISM="false",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+        PYTHONPATH=os.pathsep.join(filter(None, path)),
     )
     return env
 
@@ -139,6 +142,7 @@ def run_child(
     timeout: float | None = None,
     capture_log: bool = False,
     cwd: Path | None = None,
+    path_first: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run ``python script *args --result FILE`` in a fresh process and measure it.
 
@@ -150,8 +154,8 @@ def run_child(
     whole child: start, imports, work) and ``loadavg_1min_before``. With ``capture_log`` the
     child's output goes to a file in ``work`` (its end is quoted when the step fails), else
     to this process's stderr. The child is killed on a timeout, Ctrl-C or SIGTERM (see
-    :func:`exit_on_sigterm`). ``cwd`` is the child's working folder (default: this one's).
-    Raises :class:`StepFailed`.
+    :func:`exit_on_sigterm`). ``cwd`` is the child's working folder (default: this one's);
+    ``path_first`` goes on its ``PYTHONPATH`` (:func:`child_env`). Raises :class:`StepFailed`.
     """
     stamp = time.monotonic_ns()
     result = work / f"{name}-{stamp}.json"
@@ -165,7 +169,7 @@ def run_child(
             cmd,
             stdout=log_file,
             stderr=subprocess.STDOUT if log_file else None,
-            env=child_env(),
+            env=child_env(path_first),
             cwd=cwd,
         )
         status, usage = _wait(proc, name, timeout)

@@ -194,7 +194,7 @@ def test_follow_up_is_condensed_and_keeps_context(assistant_with) -> None:
             "HAWQ achieves 8x activation compression ratio on ResNet20 [1].",
         ]
     )
-    a = assistant_with(llm)
+    a = assistant_with(llm, follow_up_reuse=False)  # tests/test_follow_up.py: with reuse
     answer = a.chat([earlier], "and how much does it compress ResNet20?")
     # the rewrite starts like every answer, so the local model's cache of the system prompt holds
     assert (

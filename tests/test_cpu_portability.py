@@ -1,8 +1,13 @@
-"""The local model runs on any x86-64 CPU with AVX2, and never takes the AMX path that crashes.
+"""The local model runs on the build set-up chose, is refused (never SIGILL) where that build
+does not fit the CPU, and never takes the AMX path that crashes.
 
-- The installed llama-cpp-python is the build set-up chose (``LLAMA_BUILD``, portable by
-  default): its compiled features (``llama_print_system_info``) and, for the portable build,
-  its machine code (no AVX-512 registers, no AMX tile instructions).
+- The installed llama-cpp-python is the build set-up chose (``LLAMA_BUILD``, native by
+  default, as ``make print-llama-build`` says): its compiled features
+  (``llama_print_system_info``) and, for the portable build, its machine code (no AVX-512
+  registers, no AMX tile instructions).
+- A library built for more than the CPU has is refused with the remedy: the real installed
+  library against a CPU that lacks one of its instructions, and a library that dies with
+  SIGILL while it loads (in a child process, which is what the loader's probe is for).
 - The decisions of :mod:`assistant.llm.cpu` on the CPUs users have (AMD Zen 4, Intel Sapphire
   Rapids with AMX, AVX2-only), with the feature strings real builds print.
 - The loader passes ``use_extra_bufts`` to llama.cpp as decided, on the real tiny model.
@@ -22,8 +27,10 @@ from pathlib import Path
 import pytest
 from source_tree import REPO_ROOT
 
+from assistant.errors import ConfigError
 from assistant.llm.backend import chat_model_from_settings
 from assistant.llm.cpu import (
+    FEATURE_FLAGS,
     build_problems,
     cpu_flags,
     library_features,
@@ -33,8 +40,6 @@ from assistant.llm.cpu import (
 )
 from assistant.llm.local import LocalChatModel
 from assistant.settings import Settings
-
-BUILD = os.environ.get("LLAMA_BUILD", "portable")
 
 # What llama_print_system_info() printed for llama-cpp-python 0.3.36 built three ways.
 PORTABLE_INFO = (
@@ -66,12 +71,104 @@ SPR_NATIVE = parse_system_info(SPR_NATIVE_INFO)
 # --- the installed library -----------------------------------------------------------------
 
 
-@pytest.mark.skipif(BUILD == "none", reason="LLAMA_BUILD=none: set-up leaves llama-cpp-python")
-def test_installed_library_is_the_chosen_build() -> None:
+def _make_print_build(build: str | None) -> dict[str, str]:
+    """What ``make print-llama-build`` says set-up builds (``make chat``/``make test`` run the
+    same set-up), with LLAMA_BUILD=``build`` or, for None, unset (the default)."""
+    env = {k: v for k, v in os.environ.items() if k != "LLAMA_BUILD"}
+    env["PYTHON"] = sys.executable
+    if build is not None:
+        env["LLAMA_BUILD"] = build
+    proc = subprocess.run(
+        ["make", "-s", "--no-print-directory", "print-llama-build"],
+        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return dict(line.split("=", 1) for line in proc.stdout.splitlines())
+
+
+@pytest.fixture(scope="module")
+def chosen_build() -> str:
+    """The build set-up installed: LLAMA_BUILD as the test run got it, else the default."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    return _make_print_build(os.environ.get("LLAMA_BUILD"))["LLAMA_BUILD"]
+
+
+def test_installed_library_is_the_chosen_build(chosen_build: str) -> None:
+    if chosen_build == "none":
+        pytest.skip("LLAMA_BUILD=none: set-up leaves llama-cpp-python alone")
     features = library_features()
-    assert build_problems(BUILD, features, cpu_flags()) == [], sorted(features)
-    if BUILD == "portable":
+    assert build_problems(chosen_build, features, cpu_flags()) == [], sorted(features)
+    if chosen_build == "portable":
         assert not {f for f in features if f.startswith(("AVX512", "AMX"))}
+    flags = cpu_flags() or frozenset()
+    if chosen_build == "native" and "avx512f" in flags:
+        assert "AVX512" in features  # this CPU's AVX-512 kernels are compiled in
+
+
+def test_setup_builds_native_by_default_and_portable_on_request() -> None:
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    default, portable = _make_print_build(None), _make_print_build("portable")
+    assert default["LLAMA_BUILD"] == "native" and default["CMAKE_ARGS"] == "-DGGML_NATIVE=ON"
+    assert portable["LLAMA_BUILD"] == "portable" and "-DGGML_AVX512=OFF" in portable["CMAKE_ARGS"]
+    # a native wheel is cached per CPU: the key holds this CPU's flags
+    assert default["wheel_dir"] != portable["wheel_dir"]
+
+
+def _one_flag_fewer(features: frozenset[str], flags: frozenset[str]) -> tuple[str, frozenset[str]]:
+    """The newest instruction the library uses, and this CPU's flags without it: a CPU that
+    the library was built for more than."""
+    for name in ("AMX_INT8", "AVX512_BF16", "AVX512", "AVX2"):
+        if name in features and FEATURE_FLAGS[name] in flags:
+            return name, flags - {FEATURE_FLAGS[name]}
+    raise AssertionError(f"no known instruction set in {sorted(features)}")
+
+
+def test_loader_refuses_a_library_built_for_more_than_the_cpu_has(tiny_model_path: Path) -> None:
+    flags = cpu_flags()
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo flags on this machine")
+    name, fewer = _one_flag_fewer(library_features(), flags)
+    model = LocalChatModel(tiny_model_path, n_ctx=512, n_threads=1, cpu_flags=fewer)
+    with pytest.raises(ConfigError) as err:
+        model.llama  # noqa: B018 - loading is what is refused
+    message = str(err.value)
+    assert "instructions this CPU lacks" in message and name in message
+    assert "scripts/setup.sh" in message and "LLAMA_BUILD=portable" in message  # the remedy
+    assert model._llm is None  # nothing was loaded
+
+
+_DIES_WHILE_LOADING = "import os, signal\nos.kill(os.getpid(), signal.SIGILL)\n"
+
+
+def test_a_library_that_dies_while_loading_is_refused_not_fatal(
+    tmp_path: Path, tiny_model_path: Path
+) -> None:
+    """A native build copied to an older CPU can die with SIGILL as it is imported, before
+    any check in the process could run: the loader and set-up's check import it in a child
+    first. Here the library is one whose import raises a real SIGILL."""
+    fake = tmp_path / "site" / "llama_cpp"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(_DIES_WHILE_LOADING)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(REPO_ROOT)])}
+    load = (
+        "from pathlib import Path\n"
+        "from assistant.errors import ConfigError\n"
+        "from assistant.llm.local import LocalChatModel\n"
+        f"m = LocalChatModel(Path({str(tiny_model_path)!r}), n_ctx=512, n_threads=1)\n"
+        "try:\n    m.llama\nexcept ConfigError as exc:\n    print('refused:', exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True,
+                          env=env, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])  # not killed
+    assert proc.stdout.startswith("refused:") and "SIGILL" in proc.stdout, proc.stdout
+    assert "scripts/setup.sh" in proc.stdout
+    check = subprocess.run(
+        [sys.executable, "-m", "assistant.llm.cpu", "check", "native"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert check.returncode == 1 and "SIGILL" in check.stderr  # set-up then reinstalls
 
 
 def _libraries() -> list[Path]:
@@ -82,9 +179,10 @@ def _libraries() -> list[Path]:
     return libs
 
 
-@pytest.mark.skipif(BUILD != "portable", reason="only the portable build promises this")
 @pytest.mark.skipif(shutil.which("objdump") is None, reason="needs objdump (binutils)")
-def test_portable_machine_code_has_no_avx512_or_amx() -> None:
+def test_portable_machine_code_has_no_avx512_or_amx(chosen_build: str) -> None:
+    if chosen_build != "portable":
+        pytest.skip("only the portable build promises this")
     for lib in _libraries():
         asm = subprocess.run(
             ["objdump", "-d", "--no-show-raw-insn", str(lib)],
@@ -179,7 +277,7 @@ def _print_build(build: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_setup_builds_portable_by_default_and_native_on_request() -> None:
+def test_setup_flags_of_each_build() -> None:
     import llama_cpp
 
     portable, native = _print_build("portable"), _print_build("native")

@@ -82,7 +82,10 @@ def test_the_installed_wheel_answers_from_outside_the_source_tree(
     venv_lib = venv / "lib"
     for key in ("assistant", "evals"):  # the installed copy, not this checkout
         assert Path(found[key]).is_relative_to(venv_lib), found[key]
-    assert found["prompts"] == ["system", "answer", "source", "condense", "judge", "judge_claim"]
+    assert found["prompts"] == [
+        "system", "answer", "source", "condense", "follow_up", "condense_follow_up", "judge",
+        "judge_claim",
+    ]  # fmt: skip
     assert len(found["sample"]) == 5
     assert all(Path(p).is_relative_to(venv_lib) for p in found["sample"])
     wanted = {"sample_qa.jsonl", "scifact_claims.jsonl", "judge_pairs.jsonl"}

@@ -18,6 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.answer.compose import compose_answer
+from assistant.answer.conversation import (
+    condense_messages,
+    continued_messages,
+    copied_sources,
+    last_answer,
+    new_names,
+    refers_back,
+    reusable_sources,
+)
 from assistant.answer.evidence import (
     Assessment,
     PassagePlan,
@@ -118,13 +127,20 @@ class Assistant:
             return self._embedder
 
     @property
+    def index(self) -> PaperIndex:
+        """The paper index, opened; needs no embedder (what the page lists and counts)."""
+        with self._init_lock:
+            if self._index is None:
+                self._index = PaperIndex(self.settings)
+            self._index.open()
+            return self._index
+
+    @property
     def retriever(self) -> HybridRetriever:
         embedder = self.embedder
+        index = self.index
         with self._init_lock:
             if self._retriever is None:
-                index = self._index or PaperIndex(self.settings)
-                index.open()
-                self._index = index
                 self._retriever = HybridRetriever(
                     self.settings, index, embedder, reranker=self._reranker
                 )
@@ -155,7 +171,7 @@ class Assistant:
 
     def info(self) -> dict[str, Any]:
         """What is answering: model, embedder, index location and size."""
-        index_info = self.retriever.index.info()
+        index_info = self.index.info()
         return {
             "model": self.llm.name,
             "backend": self.settings.backend,
@@ -273,11 +289,17 @@ class Assistant:
         turn = _Turn(question=question, standalone=question)
         turns = _normalize_history(history)
         boost: list[str] = []
+        # a follow-up about the previous turn's papers continues its chat (answer.conversation)
+        previous = last_answer(history) if self.settings.follow_up_reuse else None
         if turns:
-            t = time.perf_counter()
-            turn.standalone = self._condense(turns, question)
-            turn.timings["condense"] = time.perf_counter() - t
             boost = [pid for _, _, ids in turns[-2:] for pid in ids]
+            if previous is not None and refers_back(question) and not new_names(question, previous):
+                query = f"{turns[-1][0]} {question}"  # for the evidence; no model call first
+                if self._continue_chat(turn, previous, copied_sources(previous), query, question):
+                    return turn
+            t = time.perf_counter()
+            turn.standalone = self._condense(turns, question, previous)
+            turn.timings["condense"] = time.perf_counter() - t
         turn.shape = question_shape(turn.standalone)
         if top_k is None and turn.shape.multi:
             top_k = max(self.settings.top_k, self.settings.multi_top_k)
@@ -286,6 +308,9 @@ class Assistant:
         )
         if not sources:
             return turn
+        if previous is not None and (same := reusable_sources(previous, sources)) is not None:
+            if self._continue_chat(turn, previous, same, turn.standalone, turn.standalone):
+                return turn
         t = time.perf_counter()
         turn.evidence = score_sources(turn.standalone, sources, self.embed, turn.shape)
         turn.assessment = assess(turn.evidence, turn.shape)
@@ -339,12 +364,41 @@ class Assistant:
         turn.prompt_tokens = tokens - self.llm.count_message_tokens(messages[:1])
         return messages
 
-    def _condense(self, turns: list[tuple[str, str, list[str]]], question: str) -> str:
-        """Rewrite a follow-up into a question that stands on its own."""
-        history = "\n".join(f"User: {q}\nAssistant: {a}" for q, a, _ in turns[-3:])
-        prompt = load_prompt("condense").render(history=history, question=question)
+    def _continue_chat(
+        self, turn: _Turn, previous: Answer, sources: list[Source], query: str, asked: str
+    ) -> bool:
+        """Make ``turn`` the next message of ``previous``'s chat, over its ``sources`` (see
+        :mod:`assistant.answer.conversation`): the model then reads only ``asked``, its cache
+        holding the rest. ``query`` is what the evidence is scored against. False when the
+        chat no longer fits the context window (the turn then gets a prompt of its own)."""
+        messages = continued_messages(previous, asked)
+        tokens = self.llm.count_message_tokens(messages)
+        if tokens > self.llm.context_window - self.settings.max_tokens - 16:
+            return False
+        t = time.perf_counter()
+        turn.standalone, turn.shape = query, question_shape(query)
+        turn.sources, turn.messages = sources, messages
+        turn.evidence = score_sources(query, sources, self.embed, turn.shape)
+        turn.assessment = assess(turn.evidence, turn.shape)
+        # what the model reads beyond the chat its cache holds
+        turn.prompt_tokens = tokens - self.llm.count_message_tokens(messages[:-1])
+        turn.timings["passages"] = time.perf_counter() - t
+        log.debug("the follow-up continues the chat over the same %d papers", len(sources))
+        return True
+
+    def _condense(
+        self, turns: list[tuple[str, str, list[str]]], question: str, previous: Answer | None
+    ) -> str:
+        """Rewrite a follow-up into a question that stands on its own: as the next message of
+        ``previous``'s chat when there is one (the model's cache holds the rest), else with
+        the conversation written out."""
+        messages = condense_messages(previous, question) if previous is not None else []
+        if not messages or self.llm.count_message_tokens(messages) + 96 > self.llm.context_window:
+            history = "\n".join(f"User: {q}\nAssistant: {a}" for q, a, _ in turns[-3:])
+            prompt = load_prompt("condense").render(history=history, question=question)
+            messages = self._with_system(prompt)
         try:
-            out = self.llm.complete(self._with_system(prompt), max_tokens=80, temperature=0.0)
+            out = self.llm.complete(messages, max_tokens=80, temperature=0.0)
         except Exception as exc:  # the answer step will report a broken LLM properly
             log.warning("could not condense the follow-up question: %s", exc)
             return question
@@ -394,6 +448,7 @@ class Assistant:
             evidence_level=turn.assessment.level,
             quoted=quoted,
             prompt_tokens=turn.prompt_tokens,
+            prompt=turn.messages,
         )
 
     def _no_answer(self, turn: _Turn) -> Answer:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -40,6 +41,7 @@ from assistant.app.render import (
     _render_streaming,
     render_answer,
 )
+from assistant.app.startup import Warmup
 from assistant.errors import AssistantError, ConfigError, QuestionError
 from assistant.llm.base import describe_destination
 from assistant.resources import SAMPLE_DIR
@@ -110,7 +112,7 @@ def _source_files(assistant: Assistant) -> list[str]:
     """The source files to filter by: the list ingest records with the collection (one read),
     or, for an index written before that, its chunks' ``source`` fields if it is small."""
     try:
-        index = assistant.retriever.index
+        index = assistant.index  # no embedder needed
         names = index.source_files()
         if names is not None:
             return sorted(names)
@@ -153,12 +155,15 @@ def build_app(
     concurrency: int | None = None,
     examples: Sequence[str] | None = None,
     title: str = "Paper Assistant",
+    loading: Warmup | None = None,
 ) -> gr.Blocks:
     """The chat app for ``assistant`` (built, not launched; see :func:`launch`).
 
     ``concurrency`` is how many questions are answered at once (default: what the LLM says it
     can take, 1 for an in-process model). ``examples`` are shown on an empty chat (default:
-    :data:`SAMPLE_QUESTIONS` when the index holds the sample collection).
+    :data:`SAMPLE_QUESTIONS` when the index holds the sample collection). ``loading``: the
+    assistant is still loading behind the page (:class:`~assistant.app.startup.Warmup`); the
+    page says so until it is ready, and questions wait for it.
     """
     import gradio as gr
 
@@ -173,9 +178,11 @@ def build_app(
     with gr.Blocks(title=title, analytics_enabled=False, fill_height=True) as app:
         answers_state = gr.State([])
         search = _sidebar(files, top_k_default, info)
+        if loading is not None:
+            _loading_status(loading)
         chatbot, question, clear, download = _chat_panel(title, examples, info)
         _wire_events(
-            _responder(assistant, export_dir),
+            _responder(assistant, export_dir, loading),
             chatbot=chatbot,
             question=question,
             clear=clear,
@@ -280,8 +287,9 @@ def _refusal(question: str) -> str:
     return ""
 
 
-def _responder(assistant: Assistant, export_dir: Path) -> Any:
-    """The queued handler that streams ``assistant``'s answer into the chat."""
+def _responder(assistant: Assistant, export_dir: Path, loading: Warmup | None = None) -> Any:
+    """The queued handler that streams ``assistant``'s answer into the chat (after waiting
+    for ``loading``, if the assistant is still loading, with a message that says so)."""
     import gradio as gr
 
     def respond(
@@ -304,6 +312,9 @@ def _responder(assistant: Assistant, export_dir: Path) -> Any:
         stream: Iterator[str | Answer] | None = None
         try:
             filters = _filters(date_from, date_to, source)
+            while loading is not None and not loading.wait(0.5):
+                chat[-1] = {"role": "assistant", "content": loading.waiting_html()}
+                yield chat, answers, gr.update()
             stream = assistant.stream(
                 question, top_k=int(top_k), filters=filters or None, history=answers
             )
@@ -485,6 +496,20 @@ def _wire_events(
         )
 
 
+def _loading_status(loading: Warmup) -> None:
+    """A line over the chat that says the assistant is loading, then that it is ready."""
+    import gradio as gr
+
+    status = gr.Markdown(loading.status, elem_id="pa-status")  # read again on each page load
+    timer = gr.Timer(1.0)  # its first tick after loading stops it
+
+    def tick() -> tuple[Any, ...]:
+        return loading.status(), gr.Timer(active=not loading.done)
+
+    timer.tick(tick, None, [status, timer], queue=False, show_progress="hidden",
+               api_visibility="undocumented")  # fmt: skip
+
+
 def _papers_phrase(info: dict[str, Any]) -> str:
     papers = info.get("papers")
     return f"{papers} papers indexed. " if papers else ""
@@ -572,7 +597,10 @@ def serve(
     # The entry point's edge: Gradio reads this when first imported.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    assistant.warm_up()
-    app = build_app(assistant)
-    log.info("serving the chat on http://%s:%d/", host, port)
-    launch(app, host=host, port=port, auth=auth, share=share, block=True)
+    # The page first; the model, the embedder and BM25 load behind it (the page says so).
+    loading = Warmup(assistant)
+    app = build_app(assistant, loading=loading)
+    url = launch(app, host=host, port=port, auth=auth, share=share, block=False)
+    sys.stderr.write(f"serving the chat on {url} (the model loads behind it)\n")
+    loading.start()
+    app.block_thread()  # until Ctrl-C, as launch(block=True) does

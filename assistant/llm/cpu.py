@@ -14,31 +14,47 @@ and the tests share them:
   nothing newer; ``native``: this CPU's AVX-512 when it has it) or this CPU;
 - :func:`repack_decision` decides llama.cpp's ``use_extra_bufts`` model parameter (weight
   repacking into the AMX and CPU_REPACK buffer types): off when the CPU lists AMX and the
-  library has AMX kernels, unless a setting forces it.
+  library has AMX kernels, unless a setting forces it;
+- :func:`checked_features` is what the model loader calls before it imports llama-cpp-python:
+  the library is first imported in a child process (:func:`probe_library`), because a native
+  build can die with SIGILL while it loads, before any check in this process could run; then
+  its compiled features are compared with this CPU. A library that does not fit is refused
+  with :data:`REMEDY`.
 
 ``python -m assistant.llm.cpu check portable|native [--version V]`` is what ``scripts/setup.sh``
 runs to decide whether the installed llama-cpp-python must be replaced (exit status 1 with
-the reasons on stderr); ``python -m assistant.llm.cpu info`` prints the facts as JSON.
+the reasons on stderr); ``python -m assistant.llm.cpu info`` prints the facts as JSON. Both
+read the library through the child-process probe, so neither can die of it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
+import os
+import signal
+import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
+from assistant.errors import ConfigError
+
 __all__ = [
     "BUILDS",
     "FEATURE_FLAGS",
     "PORTABLE_FEATURES",
+    "REMEDY",
     "build_problems",
+    "checked_features",
     "cpu_flags",
     "cpu_model",
     "library_features",
     "parse_system_info",
+    "probe_library",
     "repack_decision",
     "unsupported_features",
 ]
@@ -116,11 +132,105 @@ def parse_system_info(text: str | bytes) -> frozenset[str]:
     return frozenset(features)
 
 
+def passive_openmp() -> None:
+    """Let llama.cpp's OpenMP threads sleep between calls (``OMP_WAIT_POLICY=PASSIVE``) unless
+    the user chose a policy. Called before llama.cpp loads: the OpenMP runtime reads it once.
+
+    With the default (spinning) policy, on a machine shared with other work, a call made from
+    the main thread ran 4 to 50 times slower while other threads spun for the cores; on a
+    quiet machine the policy makes no measurable difference."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def library_features() -> frozenset[str]:
     """Features the installed (already importable) llama-cpp-python was compiled with."""
+    passive_openmp()
     import llama_cpp
 
     return parse_system_info(llama_cpp.llama_print_system_info())
+
+
+REMEDY = (
+    "run scripts/setup.sh (or make setup) on this machine: it builds llama-cpp-python for this "
+    "CPU (LLAMA_BUILD=portable builds one that runs on every x86-64 CPU with AVX2)"
+)
+"""What to do about a library that does not fit this CPU (set-up rebuilds it)."""
+
+_PROBE = (
+    "import json, llama_cpp; print(json.dumps({'version': llama_cpp.__version__, "
+    "'info': llama_cpp.llama_print_system_info().decode('utf-8', 'replace')}))"
+)
+
+
+def probe_library(timeout: float = 180.0) -> tuple[str, frozenset[str]]:
+    """Import llama-cpp-python in a child process (this interpreter, this ``sys.path``) and
+    return its version and compiled features.
+
+    A library built with ``-march=native`` may use the newer instructions anywhere, also in
+    code that runs while it loads, so on a CPU without them the import itself can die with
+    SIGILL; in a child, that kills only the child. Raises :class:`ConfigError` with
+    :data:`REMEDY` when the child dies or cannot import it.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"cannot check the installed llama-cpp-python ({exc})") from None
+    if proc.returncode < 0:
+        try:
+            how = signal.Signals(-proc.returncode).name
+        except ValueError:
+            how = f"signal {-proc.returncode}"
+        what = " (Illegal instruction)" if how == "SIGILL" else ""
+        raise ConfigError(
+            f"the installed llama-cpp-python cannot run on this CPU: importing it killed a "
+            f"child process with {how}{what}, so it was built for instructions this CPU "
+            f"lacks (on another machine, or copied with a virtualenv); {REMEDY}"
+        )
+    try:
+        reply = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigError(f"llama-cpp-python cannot be imported ({last}); {REMEDY}") from None
+    return str(reply["version"]), parse_system_info(reply["info"])
+
+
+@functools.cache
+def _probed(origin: str, stamp: float) -> tuple[str, frozenset[str]]:
+    return probe_library()
+
+
+def checked_features(flags: Iterable[str] | None) -> frozenset[str]:
+    """The compiled features of the llama-cpp-python this process would import, checked
+    against a CPU with ``flags`` without risking this process: read by :func:`probe_library`
+    (once per library per process) unless it is imported here already. Raises
+    :class:`ConfigError` with :data:`REMEDY` when the library cannot run on this CPU."""
+    if "llama_cpp" in sys.modules:
+        features = library_features()
+    else:
+        spec = importlib.util.find_spec("llama_cpp")
+        if spec is None or not spec.origin:
+            raise ConfigError(
+                "llama-cpp-python is not installed: run scripts/setup.sh, or set "
+                "ASSISTANT_OPENAI_BASE_URL to use a server"
+            )
+        lib = Path(spec.origin).parent / "lib"
+        stamp = max((f.stat().st_mtime for f in lib.glob("*.so*")), default=0.0)
+        features = _probed(spec.origin, stamp)[1]
+    if missing := unsupported_features(features, flags):
+        raise ConfigError(
+            f"the installed llama-cpp-python was built for instructions this CPU lacks "
+            f"({', '.join(missing)}), so the model would die with 'Illegal instruction'; "
+            f"{REMEDY}"
+        )
+    return features
 
 
 def unsupported_features(features: Iterable[str], flags: Iterable[str] | None) -> list[str]:
@@ -194,13 +304,12 @@ def _main(argv: list[str] | None = None) -> int:
     sub.add_parser("info", help="CPU and library facts as JSON")
     args = parser.parse_args(argv)
     flags = cpu_flags()
-    try:
-        import llama_cpp
-
-        features, version = library_features(), llama_cpp.__version__
-    except Exception as exc:  # not installed, or a broken install: either way, reinstall
-        print(f"llama-cpp-python cannot be imported: {type(exc).__name__}: {exc}", file=sys.stderr)
-        features, version = None, None
+    features: frozenset[str] | None = None
+    version: str | None = None
+    try:  # in a child: a library that dies of this CPU must not take set-up with it
+        version, features = probe_library()
+    except ConfigError as exc:  # not installed, broken, or not for this CPU: reinstall
+        print(exc, file=sys.stderr)
     if args.command == "info":
         known = frozenset(FEATURE_FLAGS.values()) | _AMX_FLAGS
         info = {

