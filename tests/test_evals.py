@@ -326,3 +326,16 @@ def test_judge_through_a_real_openai_compatible_server(
     verdict = judge.verdict(premise, "HAWQ reaches 68% top-1 accuracy.")
     assert verdict in (True, False, None)
     assert judge.stats.calls == 1 and judge.stats.model.startswith("openai:tiny@http://127.0.0.1")
+
+
+def test_the_eval_data_passes_its_own_checker(capsys: pytest.CaptureFixture[str]) -> None:
+    """evals/data/check_data.py: every question's split is its papers' half, every key fact
+    is in its abstract, every SciFact claim has its question (see evals/data/README.md)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_data", DATA_DIR / "check_data.py")
+    assert spec is not None and spec.loader is not None
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    assert check.main([]) == 0, capsys.readouterr().out
+    assert capsys.readouterr().out.rstrip().endswith("OK")
