@@ -17,7 +17,7 @@ from assistant.resources import PROMPTS_DIR
 
 __all__ = ["Prompt", "load_prompt", "PROMPT_NAMES"]
 
-PROMPT_NAMES = ("system", "answer", "source", "condense", "judge", "judge_claim")
+PROMPT_NAMES = ("system", "answer", "source", "condense", "judge", "verdict")
 
 
 @dataclass(frozen=True)

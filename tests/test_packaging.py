@@ -31,7 +31,7 @@ from pathlib import Path
 import assistant, evals
 from assistant.prompts import PROMPT_NAMES, load_prompt
 from assistant.ingest.readers import default_sample_paths
-from evals.runner import DATA_DIR
+from evals.cases import DATA_DIR
 print(json.dumps({
     "assistant": assistant.__file__,
     "evals": evals.__file__,
@@ -82,7 +82,7 @@ def test_the_installed_wheel_answers_from_outside_the_source_tree(
     venv_lib = venv / "lib"
     for key in ("assistant", "evals"):  # the installed copy, not this checkout
         assert Path(found[key]).is_relative_to(venv_lib), found[key]
-    assert found["prompts"] == ["system", "answer", "source", "condense", "judge", "judge_claim"]
+    assert found["prompts"] == ["system", "answer", "source", "condense", "judge", "verdict"]
     assert len(found["sample"]) == 5
     assert all(Path(p).is_relative_to(venv_lib) for p in found["sample"])
     wanted = {"sample_qa.jsonl", "scifact_claims.jsonl", "judge_pairs.jsonl"}
