@@ -118,8 +118,17 @@ def per_paper(
 def side_papers(side_similarity: Sequence[Sequence[float]]) -> list[int | None]:
     """For each side, the index of the paper that stands for it: the most similar one that
     reaches :data:`SIDE_MIN_SIMILARITY`, two sides never sharing a paper (the closer match
-    wins); None for a side no paper matches."""
+    wins); None for a side no paper matches. When one paper is the closest to both sides, both
+    get it: the comparison is inside that paper (the caller answers it as one)."""
     n_sides = len(side_similarity)
+    firsts = [
+        max(range(len(row)), key=row.__getitem__)
+        if len(row) and max(row) >= SIDE_MIN_SIMILARITY
+        else None
+        for row in side_similarity
+    ]
+    if n_sides > 1 and firsts[0] is not None and len(set(firsts)) == 1:
+        return list(firsts)
     pairs = sorted(
         ((sim, s, i) for s in range(n_sides) for i, sim in enumerate(side_similarity[s])),
         reverse=True,
