@@ -43,7 +43,8 @@ __all__ = ["ray_ingest", "read_with_ray"]
 
 log = logging.getLogger(__name__)
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout that holds the assistant package (its parent folder), for local workers."""
 
 
 def _require_ray() -> Any:
