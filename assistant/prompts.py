@@ -19,7 +19,7 @@ __all__ = ["Prompt", "load_prompt", "PROMPT_NAMES"]
 
 PROMPT_NAMES = (
     "system", "answer", "source", "condense", "follow_up", "condense_follow_up", "judge",
-    "judge_claim",
+    "verdict",
 )  # fmt: skip
 
 

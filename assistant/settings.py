@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         description="Sentences of every other source sent to the model (the most relevant "
         "ones; 3 per paper for a question about several papers).",
     )
+    verdict_judge: Literal["model", "rules"] = Field(
+        default="model",
+        description="Who reads a yes/no question's verdict off its finding sentence: the "
+        "language model (one short extra call after the answer streams) or the negation and "
+        "direction rules (no call). Measured by `python -m evals verdicts`.",
+    )
 
     # --- the language model ----------------------------------------------------------------
     llm_backend: Literal["auto", "local", "openai"] = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import unicodedata
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -22,7 +23,6 @@ __all__ = [
     "paper_id_for_title",
     "split_sentences",
     "content_terms",
-    "fold_plural",
     "stem",
     "numbers_in",
 ]
@@ -263,38 +263,31 @@ STOPWORDS = frozenset(
 )
 
 
-def fold_plural(word: str) -> str:
-    """A lower-cased word without its plural ending: "studies" -> "study", "networks" ->
-    "network" ("loss", "corpus", "analysis" are kept). Used by the BM25 tokenizer and
-    :func:`content_terms`; the BM25 index on disk depends on it (see assistant.index.lexical.FORMAT)."""
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
+_STEMMERS = threading.local()
 
 
-_SUFFIXES = "ations ation ings ing ities ity ness ies ers er ed es ly al s".split()
+def stem(word: str) -> str:
+    """A lower-cased word's English (Snowball/Porter2) stem from PyStemmer, the package's one
+    stemmer: "studies" -> "studi", "quantization" and "quantize" -> "quantiz". BM25
+    (:mod:`assistant.index.lexical`, whose index on disk depends on it), evidence scoring, the
+    verifier and polarity all compare words through it. A stemmer is not thread-safe: each
+    thread has its own."""
+    stemmer = getattr(_STEMMERS, "stemmer", None)
+    if stemmer is None:
+        import Stemmer
 
-
-def stem(term: str) -> str:
-    """A crude stem for comparing a claim with a source: the first of a few common suffixes
-    removed when at least four letters remain ("reported" -> "report", "accuracies" ->
-    "accurac"). Used by the verifier, whose weights were fitted with it."""
-    for suf in _SUFFIXES:
-        if len(term) - len(suf) >= 4 and term.endswith(suf):
-            return term[: -len(suf)]
-    return term
+        stemmer = _STEMMERS.stemmer = Stemmer.Stemmer("english")
+    return str(stemmer.stemWord(word))
 
 
 def content_terms(text: str) -> set[str]:
-    """Lower-cased content words (stopwords removed, plurals folded by :func:`fold_plural`)."""
+    """Stems (:func:`stem`) of the lower-cased content words (stopwords removed)."""
     terms = set()
     for w in _WORD.findall(text):
         lw = w.lower()
         if lw in STOPWORDS or len(lw) < 2:
             continue
-        terms.add(fold_plural(lw))
+        terms.add(stem(lw))
     return terms
 
 

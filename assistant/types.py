@@ -102,6 +102,9 @@ class SentenceCheck:
     """Best support score found for this sentence (0..1)."""
     model_citations: list[int] = field(default_factory=list)
     """Numbers the model itself wrote (prompt numbering), for diagnostics."""
+    quoted: bool = False
+    """A sentence of an abstract quoted as evidence, not a statement of the model's: true by
+    construction, so not counted among the statements checked."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +136,9 @@ class Answer:
     prompt: list[dict[str, str]] = field(default_factory=list, repr=False)
     """The chat messages the model answered from, so that a follow-up can continue them
     (:mod:`assistant.answer.conversation`). Not part of :meth:`to_dict`."""
+    decision: dict[str, Any] = field(default_factory=dict)
+    """Why the answer is what it is: the features the decision weighed, the probability that
+    the collection answers the question, the route taken (:mod:`assistant.answer.decide`)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -1,9 +1,11 @@
-"""``python -m evals run|compare|fit-verifier``: evaluate, compare two runs, fit the verifier.
+"""``python -m evals run|compare|fit-verifier|fit-roles``: evaluate, compare two runs, fit the
+verifier or the sentence-role classifier.
 
     python -m evals run --dataset sample --limit 5 --preset small
     python -m evals run                      # everything: both datasets, base model, baseline
     python -m evals compare out/evals/A out/evals/B
     python -m evals fit-verifier             # see evals/fit_verifier.py
+    python -m evals fit-roles [--write]      # see evals/fit_roles.py
 
 ``run`` writes report.json, report.md and PNG charts into ``--out`` (default
 ``out/evals/<timestamp>``) and prints, as its last line, a JSON summary of the aggregates.
@@ -74,8 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument(
         "--split", choices=["all", "calibration", "validation"], default="all",
-        help="which half of the sample questions (by a hash of the id; tune on calibration, "
-        "report on validation)",
+        help="which half of the questions (by paper, see evals/data/README.md; tune on "
+        "calibration, report on validation)",
     )  # fmt: skip
     run.add_argument(
         "--llm-cache", type=Path, metavar="FILE",
@@ -100,6 +102,27 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     fit.add_argument("--out", type=Path, help="also write fit-verifier.json into this folder")
     fit.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    roles = sub.add_parser(
+        "fit-roles",
+        help="fit the sentence-role classifier on the calibration half, measure it on validation",
+    )
+    roles.add_argument("--write", action="store_true", help="write assistant/answer/roles.json")
+    roles.add_argument("--c", type=float, default=1.0, help="inverse L2 strength (default 1)")
+    roles.add_argument("--out", type=Path, help="also write fit-roles.json into this folder")
+    dec = sub.add_parser(
+        "fit-decision", help="fit the answer decision on the calibration answers of a run"
+    )
+    dec.add_argument("report", type=Path, help="report.json (or its folder) of a run")
+    dec.add_argument(
+        "--min-decline", type=float, default=0.92,
+        help="share of unanswerable calibration questions to decline (default 0.92)",
+    )  # fmt: skip
+    ver = sub.add_parser(
+        "verdicts", help="yes/no verdicts from the gold findings: the rules against the model"
+    )
+    ver.add_argument("--split", choices=["all", "calibration", "validation"], default="calibration")
+    add_setting_flags(ver, "eval")  # --preset
+    ver.add_argument("--out", type=Path, default=Path("evals") / "results")
     cmp = sub.add_parser("compare", help="print the metric differences of two reports")
     cmp.add_argument("a", type=Path, help="report.json (or its folder) of run A")
     cmp.add_argument("b", type=Path, help="report.json (or its folder) of run B")
@@ -162,6 +185,46 @@ def _fit_verifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_roles(args: argparse.Namespace) -> int:
+    import json
+
+    from assistant.index.embeddings import load_embedder
+
+    from .fit_roles import fit_roles, role_report, write_weights
+
+    model, report = fit_roles(load_embedder(Settings.load()), c=args.c)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "fit-roles.json").write_text(json.dumps(report, indent=2) + "\n")
+    sys.stdout.write(role_report(report) + "\n")
+    if args.write:
+        sys.stdout.write(f"wrote {write_weights(model)}\n")
+    print_json({k: report[k][m] for k in ("model", "rules") for m in ("accuracy",)})
+    return 0
+
+
+def _fit_decision(args: argparse.Namespace) -> int:
+    from .fit_decision import decision_summary, fit_decision
+
+    fit = fit_decision(args.report, min_decline=args.min_decline)
+    sys.stdout.write(decision_summary(fit) + "\n")
+    print_json(fit)
+    return 0
+
+
+def _verdicts(args: argparse.Namespace) -> int:
+    from assistant.llm.backend import chat_model_from_settings
+
+    from .verdicts import measure_verdicts, write_verdicts
+
+    report = measure_verdicts(
+        chat_model_from_settings(settings_from_args(args, "eval")), args.split
+    )
+    sys.stderr.write(f"wrote {write_verdicts(report, args.out)}\n")
+    print_json(report["summary"])
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from .report import compare_reports, load_report
 
@@ -178,6 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fit-verifier":
         setup_logging(args.verbose)
         return run_guarded(lambda: _fit_verifier(args))
+    if args.command == "fit-roles":
+        setup_logging()
+        return run_guarded(lambda: _fit_roles(args))
+    if args.command == "fit-decision":
+        return run_guarded(lambda: _fit_decision(args))
+    if args.command == "verdicts":
+        setup_logging()
+        return run_guarded(lambda: _verdicts(args))
     return run_guarded(lambda: _compare(args))
 
 

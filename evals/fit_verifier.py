@@ -53,7 +53,7 @@ from assistant.ingest.readers import default_sample_paths, read_paths
 from assistant.text import title_key
 from assistant.types import Source
 
-from .runner import DATA_DIR
+from .cases import DATA_DIR
 
 __all__ = [
     "Pairs",

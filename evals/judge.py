@@ -101,8 +101,8 @@ class Judge:
     """``judge(premise, claim) -> bool``: does the premise support the claim?
 
     ``verdict(premise, claim, prompt=...)`` gives ``True``/``False``/``None`` (unparsable
-    reply) for any yes/no prompt with ``{premise}`` and ``{claim}``: ``judge`` (entailment,
-    the default) or ``judge_claim`` (SciFact: supports or contradicts). ``__call__`` maps
+    reply) for any yes/no prompt with ``{premise}`` and ``{claim}`` (``judge``, entailment, is
+    the default and the one the metrics use). ``__call__`` maps
     ``None`` to ``False``, as a checker that cannot confirm support must.
     """
 

@@ -54,7 +54,6 @@ __all__ = [
     "normalize_for_matching",
     "recall_at_k",
     "reciprocal_rank",
-    "verdict_accuracy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -413,27 +412,6 @@ def key_fact_recall(answer: str, key_facts: Sequence[str]) -> float:
     haystack = normalize_for_matching(answer)
     found = sum(1 for fact in key_facts if _needle(fact) in haystack)
     return found / len(key_facts)
-
-
-def verdict_accuracy(predicted: Sequence[bool | None], gold: Sequence[bool]) -> float:
-    """Share of predictions equal to the gold verdict; ``None`` (abstained) counts as wrong.
-
-    ``nan`` for no items; :class:`InputError` when the lengths differ.
-    """
-    if len(predicted) != len(gold):
-        raise InputError(
-            f"verdict_accuracy got {len(predicted)} predictions for {len(gold)} gold verdicts; "
-            "pass one prediction (or None) per case."
-        )
-    if not gold:
-        return NAN
-    right = sum(
-        1 for p, g in zip(predicted, gold, strict=True) if p is not None and bool(p) == bool(g)
-    )
-    return right / len(gold)
-
-
-# --- Abstention ---
 
 
 class AbstentionScores(TypedDict):

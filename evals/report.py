@@ -20,6 +20,8 @@ from typing import Any
 from assistant.errors import InputError
 
 from . import metrics as M
+from .cases import TYPES
+from .records import Record, SystemRecord
 
 __all__ = [
     "aggregate",
@@ -34,106 +36,94 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TITLES = {"sample": "Sample collection questions", "scifact": "SciFact claims"}
-NOTES = {
-    "sample": [
-        "Retrieval: each system's top 10 for the question (assistant: `retrieve`, hybrid with "
-        "its relevance cut-off, so it may return fewer; baseline: dense top-10 chunks), papers "
-        "matched to `gold_titles` by normalised title; unanswerable questions have no gold.",
-        "Citation recall/precision (ALCE) and faithfulness are judged on answered questions "
-        "only (a declined answer shows no claim), over the sentences that make a claim "
-        "(assistant: its verifier's claims; baseline: every sentence with content words that "
-        "is not a refusal). Premises are title + abstract (baseline: the cited source chunk).",
-        "key_fact_recall: share of key facts found in the answer text (normalised substring); "
-        "a declined answerable question scores 0. Latency: wall time of one answer.",
-    ],
-    "scifact": [
-        "Each claim is searched in a collection of the 182 gold abstracts. Verdict: the judge "
-        "(prompts/judge_claim.txt) on the full abstract of the system's top retrieved paper; "
-        "no reply or no paper counts as wrong. Not comparable with published full-SciFact "
-        "figures (see evals/data/SCIFACT_README.md).",
-    ],
-}
-LOWER_IS_BETTER = {"false_decline_rate"}
+TITLES = {"sample": "Sample collection questions", "scifact": "SciFact claims as yes/no questions"}
+NOTES = [
+    "Retrieval: each system's top 10 for the question (assistant: `retrieve`, hybrid with "
+    "its relevance cut-off, so it may return fewer; baseline: dense top-10 chunks), papers "
+    "matched to `gold_titles` by normalised title; unanswerable questions have no gold.",
+    "Citation recall/precision (ALCE) and faithfulness are judged on answered questions "
+    "only (a declined answer shows no claim), over the sentences that make a claim "
+    "(assistant: its verifier's claims; baseline: every sentence with content words that "
+    "is not a refusal). Premises are title + abstract (baseline: the cited source chunk).",
+    "key_fact_recall: share of key facts found in the answer text (normalised substring); "
+    "a declined answerable question scores 0. verdict_agrees: the answer opens with the "
+    "yes/no/mixed verdict of the label (a declined or verdict-less answer disagrees). "
+    "evidence_is_finding / _is_aim_or_background: of the sentences an answered question "
+    "quotes or cites as evidence, the share whose hand-labelled role "
+    "(evals/data/sentence_roles.jsonl) is a result or conclusion / an aim or background. "
+    "no_unrelated_cited: a multi-paper or comparison answer cites no paper outside the gold "
+    "set. Latency: wall time of one answer.",
+]
+LOWER_IS_BETTER = {"false_decline_rate", "evidence_is_aim_or_background"}
 RETRIEVAL_METRICS = ("hit@1", "hit@5", "hit@10", "mrr", "ndcg@10")
-METRICS = {
-    "sample": (
-        *RETRIEVAL_METRICS,
-        *("citation_recall", "citation_precision", "faithfulness", "key_fact_recall"),
-        *("evidence_recall", "gold_cited", "all_gold_cited"),
-    ),
-    "scifact": (*RETRIEVAL_METRICS, "verdict_accuracy"),
-}
+METRICS = (
+    *RETRIEVAL_METRICS,
+    *("key_fact_recall", "evidence_recall", "gold_cited", "all_gold_cited"),
+    *("no_unrelated_cited", "states_verdict", "verdict_agrees"),
+    *("evidence_is_finding", "evidence_is_aim_or_background"),
+    *("citation_recall", "citation_precision", "faithfulness"),
+)
 
 
-def aggregate(dataset: str, records: list[dict[str, Any]], systems: Sequence[str]) -> dict:
+def aggregate(records: Sequence[Record], systems: Sequence[str]) -> dict:
     """Per system: macro averages of the per-case scores (undefined ones left out and
-    counted in ``n_scored``), abstention rates (sample), and latency summaries; for the
-    sample questions also the same per question type (``by_type``)."""
+    counted in ``n_scored``), abstention rates and latency summaries; the same per question
+    type (``by_type``), and per half when both halves ran (``by_split``)."""
     out: dict[str, Any] = {}
     for system in systems:
-        rows = [r for r in records if system in r]
-        out[system] = _aggregate_rows(dataset, rows, system)
-        if dataset == "sample":
-            out[system]["by_type"] = _by_type(dataset, rows, system)
-            splits = sorted({str(r["split"]) for r in rows if r.get("split")})
-            if len(splits) > 1:  # both halves ran: each one's own table (validation: reported)
-                out[system]["by_split"] = {
-                    s: _by_type(dataset, [r for r in rows if r.get("split") == s], system)
-                    for s in splits
-                }
+        rows = [r for r in records if system in r.systems]
+        out[system] = _aggregate_rows(rows, system)
+        out[system]["by_type"] = _by_type(rows, system)
+        splits = sorted({r.case.split for r in rows})
+        if len(splits) > 1:  # both halves ran: each one's own table (validation: reported)
+            out[system]["by_split"] = {
+                s: _by_type([r for r in rows if r.case.split == s], system) for s in splits
+            }
     return out
 
 
-def _by_type(dataset: str, rows: list[dict[str, Any]], system: str) -> dict[str, Any]:
-    types = sorted({str(r.get("type")) for r in rows})
+def _by_type(rows: Sequence[Record], system: str) -> dict[str, Any]:
+    types = [t for t in TYPES if any(r.case.type == t for r in rows)]
+    return {t: _aggregate_rows([r for r in rows if r.case.type == t], system) for t in types}
+
+
+def _latency(ok: Sequence[SystemRecord]) -> dict[str, Any]:
+    stages = sorted({k for r in ok for k in r.timings})
+    first = [r.timings["first_token"] for r in ok if "first_token" in r.timings]
     return {
-        t: _aggregate_rows(dataset, [r for r in rows if r.get("type") == t], system) for t in types
+        "total": dict(M.latency_summary([r.latency_s for r in ok])),
+        "first_token": dict(M.latency_summary(first)),
+        "stages_mean": {k: M.mean([r.timings[k] for r in ok if k in r.timings]) for k in stages},
     }
 
 
-def _aggregate_rows(dataset: str, rows: list[dict[str, Any]], system: str) -> dict[str, Any]:
-    ok = [r for r in rows if not r[system].get("error")]
+def _aggregate_rows(rows: Sequence[Record], system: str) -> dict[str, Any]:
+    ok = [r for r in rows if not r.systems[system].error]
+    results = [r.systems[system] for r in ok]
     means, counts = {}, {}
-    for name in METRICS.get(dataset, RETRIEVAL_METRICS):
-        values = [r[system]["scores"].get(name, M.NAN) for r in ok]
-        means[name] = M.mean(values, skip_nan=True)
-        counts[name] = sum(1 for v in values if not math.isnan(v))
-    latency = [r[system]["latency_s"] for r in ok]
-    if dataset == "sample":
-        abst = M.abstention_scores(
-            [r[system]["answerable"] for r in ok], [r["type"] != "unanswerable" for r in ok]
-        )
-        for rate, n in (
-            ("correct_decline_rate", "n_unanswerable"),
-            ("false_decline_rate", "n_answerable"),
-        ):
+    for name in METRICS:
+        values = [res.scores.get(name, M.NAN) for res in results]
+        counts[name] = sum(1 for v in values if v is not None and not math.isnan(v))
+        if counts[name]:
+            means[name] = M.mean([v for v in values if v is not None], skip_nan=True)
+    abst = M.abstention_scores([res.answerable for res in results], [r.case.answerable for r in ok])
+    for rate, n in (
+        ("correct_decline_rate", "n_unanswerable"),
+        ("false_decline_rate", "n_answerable"),
+    ):
+        if abst[n]:  # type: ignore[literal-required]
             means[rate], counts[rate] = abst[rate], abst[n]  # type: ignore[literal-required]
-        stages = sorted({k for r in ok for k in r[system]["timings"]})
-        first = [
-            r[system]["timings"]["first_token"] for r in ok if "first_token" in r[system]["timings"]
-        ]
-        lat = {
-            "total": dict(M.latency_summary(latency)),
-            "first_token": dict(M.latency_summary(first)),
-            "stages_mean": {
-                k: M.mean([r[system]["timings"][k] for r in ok if k in r[system]["timings"]])
-                for k in stages
-            },
-        }
-    else:
-        lat = {"retrieval": dict(M.latency_summary(latency))}
-    tokens = [r[system]["prompt_tokens"] for r in ok if r[system].get("prompt_tokens")]
     out = {
         "n": len(rows),
         "n_errors": len(rows) - len(ok),
         "metrics": means,
         "n_scored": counts,
-        "latency": lat,
+        "latency": _latency(results),
     }
+    tokens = [res.prompt_tokens for res in results if res.prompt_tokens]
     if tokens:  # what the model read beyond its cached system prompt (assistant only)
         out["prompt_tokens"] = dict(M.latency_summary(tokens))
-        out["quoted_answers"] = sum(1 for r in ok if r[system].get("quoted"))
+        out["quoted_answers"] = sum(1 for res in results if res.quoted)
     return out
 
 
@@ -195,7 +185,7 @@ def _metric_rows(agg: dict[str, Any], systems: list[str]) -> list[str]:
         vals = [_fmt(agg[s]["metrics"].get(name)) for s in systems]
         scored = "/".join(str(agg[s]["n_scored"].get(name, "")) for s in systems)
         rows.append(f"| {label} | " + " | ".join(vals) + f" | {scored} |")
-    for key in ("total", "first_token", "retrieval"):
+    for key in ("total", "first_token"):
         if all(key in agg[s].get("latency", {}) for s in systems):
             for stat in ("mean", "p50", "p95"):
                 vals = [_fmt(agg[s]["latency"][key].get(stat), 2) for s in systems]
@@ -210,8 +200,13 @@ def _metric_rows(agg: dict[str, Any], systems: list[str]) -> list[str]:
 BY_TYPE_METRICS = (
     "key_fact_recall",
     "evidence_recall",
+    "verdict_agrees",
+    "states_verdict",
+    "evidence_is_finding",
+    "evidence_is_aim_or_background",
     "gold_cited",
     "all_gold_cited",
+    "no_unrelated_cited",
     "citation_recall",
     "citation_precision",
     "faithfulness",
@@ -265,56 +260,52 @@ def _excerpt(text: str, n: int = 160) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _worst_sample(records: list[dict[str, Any]], system: str, n: int = 5) -> list[str]:
-    rows = [r for r in records if system in r]
+def _worst(records: Sequence[Record], system: str, n: int = 5) -> list[str]:
+    """The answers a reader should look at: lowest key-fact recall, wrong verdicts,
+    unanswerable questions answered, errors."""
+    rows = [r for r in records if system in r.systems]
+    ok = [r for r in rows if not r.systems[system].error]
     lines: list[str] = []
-    answerable = [r for r in rows if r["type"] != "unanswerable" and not r[system]["error"]]
 
-    def key(r: dict[str, Any]) -> tuple[float, float]:
-        s = r[system]["scores"]
-        kfr, cr = s.get("key_fact_recall"), s.get("citation_recall")
-        return (kfr if kfr is not None else 1.0, cr if cr is not None else 1.0)
+    def kfr(r: Record) -> float:
+        v = r.systems[system].scores.get("key_fact_recall")
+        return v if v is not None and not math.isnan(v) else 1.0
 
-    worst = sorted(answerable, key=key)[:n]
+    worst = sorted([r for r in ok if r.case.key_facts and r.case.answerable], key=kfr)[:n]
     if worst:
         lines += [
             f"Lowest key-fact recall ({system}):",
             "",
-            "| id | type | key facts | citation recall | answer |",
-            "|---|---|---:|---:|---|",
+            "| id | type | key facts | answer |",
+            "|---|---|---:|---|",
         ]
         for r in worst:
-            s = r[system]["scores"]
             lines.append(
-                f"| {r['id']} | {r['type']} | {_fmt(s.get('key_fact_recall'), 2)} | "
-                f"{_fmt(s.get('citation_recall'), 2)} | {_excerpt(r[system]['answer'])} |"
+                f"| {r.case.id} | {r.case.type} | {_fmt(kfr(r), 2)} | "
+                f"{_excerpt(r.systems[system].answer)} |"
             )
         lines.append("")
-    answered = [r["id"] for r in rows if r["type"] == "unanswerable" and r[system]["answerable"]]
+    wrong = [r for r in ok if r.case.verdict and r.systems[system].verdict != r.case.verdict]
+    if wrong:
+        lines += [
+            f"Wrong or missing verdicts ({system}, {len(wrong)}; first {min(n, len(wrong))}):",
+            "",
+            "| id | label | stated | answer |",
+            "|---|---|---|---|",
+        ]
+        for r in wrong[:n]:
+            res = r.systems[system]
+            lines.append(
+                f"| {r.case.id} | {r.case.verdict} | {res.verdict or '–'} | {_excerpt(res.answer)} |"
+            )
+        lines.append("")
+    answered = [r.case.id for r in ok if not r.case.answerable and r.systems[system].answerable]
     if answered:
         lines += [f"Unanswerable questions answered anyway ({system}): {', '.join(answered)}", ""]
-    errors = [f"{r['id']} ({r[system]['error']})" for r in rows if r[system]["error"]]
+    errors = [f"{r.case.id} ({r.systems[system].error})" for r in rows if r.systems[system].error]
     if errors:
         lines += [f"Errors ({system}): {'; '.join(errors)}", ""]
     return lines
-
-
-def _worst_scifact(records: list[dict[str, Any]], system: str, n: int = 5) -> list[str]:
-    wrong = [r for r in records if system in r and r[system]["verdict"] != r["label"]]
-    if not wrong:
-        return []
-    lines = [
-        f"Wrong verdicts ({system}, {len(wrong)} of {len(records)}; first {min(n, len(wrong))}):",
-        "",
-        "| id | label | verdict | top is gold | claim |",
-        "|---|---|---|---|---|",
-    ]
-    for r in wrong[:n]:
-        v = r[system]
-        lines.append(
-            f"| {r['id']} | {r['label']} | {v['verdict']} | {v['top_is_gold']} | {_excerpt(r['claim'])} |"
-        )
-    return [*lines, ""]
 
 
 def render_markdown(report: dict[str, Any], charts: dict[str, Path] | None = None) -> str:
@@ -345,7 +336,8 @@ def render_markdown(report: dict[str, Any], charts: dict[str, Path] | None = Non
         for system in systems:
             lines += _by_type_rows(agg[system], system)
             lines += _by_split_rows(agg[system], system)
-        lines += [*(f"- {note}" for note in NOTES.get(name, [])), ""]
+
+    lines += [*(f"- {note}" for note in NOTES), ""]
     lines += [
         "Rates are averaged over the cases where they are defined (column *scored*, per system); "
         "'–' means no case defines it.",
@@ -378,8 +370,9 @@ def render_markdown(report: dict[str, Any], charts: dict[str, Path] | None = Non
         ]
     lines += ["## Worst cases", ""]
     for name, recs in report.get("records", {}).items():
+        typed = [Record.from_dict(r) for r in recs]
         for system in report.get("aggregates", {}).get(name, {}):
-            lines += (_worst_sample if name == "sample" else _worst_scifact)(recs, system)
+            lines += _worst(typed, system)
     if charts:
         lines += ["## Charts", ""]
         lines += [f"![{k}]({p.name})" for k, p in charts.items() if p.suffix == ".png"]
@@ -423,9 +416,12 @@ def plot_charts(report: dict[str, Any], out_dir: Path) -> list[Path]:
         plt.close(fig)
     panels = {}
     for name, recs in report.get("records", {}).items():
+        typed = [Record.from_dict(r) for r in recs]
         series = {
             system: [
-                r[system]["latency_s"] for r in recs if system in r and not r[system].get("error")
+                r.systems[system].latency_s
+                for r in typed
+                if system in r.systems and not r.systems[system].error
             ]
             for system in aggs.get(name, {})
         }
@@ -435,8 +431,7 @@ def plot_charts(report: dict[str, Any], out_dir: Path) -> list[Path]:
         fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
         for ax, (name, series) in zip(axes[0], panels.items()):
             ax.hist(list(series.values()), bins=20, label=list(series))
-            what = "answer" if name == "sample" else "retrieval"
-            ax.set_xlabel(f"seconds per case ({what})")
+            ax.set_xlabel("seconds per answer")
             ax.set_ylabel("cases")
             ax.set_title(TITLES.get(name, name))
             ax.legend()
@@ -475,7 +470,7 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> str:
             mb = ab.get(name, {}).get(system, {})
             rows = {m: (ma.get("metrics", {}).get(m), mb.get("metrics", {}).get(m))
                     for m in dict.fromkeys([*ma.get("metrics", {}), *mb.get("metrics", {})])}  # fmt: skip
-            for key in ("total", "retrieval"):
+            for key in ("total", "first_token"):
                 la = ma.get("latency", {}).get(key, {}).get("mean")
                 lb = mb.get("latency", {}).get(key, {}).get("mean")
                 if la is not None or lb is not None:

@@ -44,7 +44,7 @@ class RunConfig:
     """False: the judge-free mode (retrieval, key facts, declines, evidence recall, cited gold
     papers, latency), minutes instead of hours; no judge model is loaded."""
     split: str = "all"
-    """Which half of the sample questions: calibration, validation or all (see split_of)."""
+    """Which half of the questions: calibration, validation or all (evals/data/README.md)."""
     llm_cache: Path | None = None
     """A file of cached model replies (development only: answers are replayed, so latencies
     of replayed answers mean nothing)."""
@@ -61,6 +61,7 @@ class Output:
     retrieved: list[str] = field(default_factory=list)  # premises the model was shown
     passages: list[str] = field(default_factory=list)  # the text of the sources sent
     cited: list[str] = field(default_factory=list)  # title keys of the cited papers
+    evidence: list[tuple[str, str]] = field(default_factory=list)  # (title, sentence) quoted/cited
     extra: dict[str, Any] = field(default_factory=dict)  # diagnostics kept in the record
     latency: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)

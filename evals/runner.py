@@ -5,26 +5,22 @@ A run has three phases per dataset, so that latencies are clean and judging is c
 1. *answer*: every question through the assistant (and the baseline), timed;
 2. *judge*: every (passage, sentence) pair any metric needs is sent to the judge, grouped by
    passage (a local model then evaluates each passage once);
-3. *score*: the functions of :mod:`evals.metrics`, reading the judge's memo.
+3. *score*: the functions of :mod:`evals.metrics` and :mod:`evals.findings`, reading the
+   judge's memo, into one :class:`~evals.records.Record` per case.
 
-Datasets: ``sample`` (evals/data/sample_qa.jsonl over the bundled sample collection) and
-``scifact`` (evals/data/scifact_claims.jsonl over its 182 gold abstracts, indexed as a
-collection of their own). The SciFact verdict is the judge's answer (prompts/judge_claim.txt)
-on the full abstract of the top retrieved paper: it scores retrieval and verdict end to end
-without 208 long generations.
+Datasets (:mod:`evals.cases`): ``sample`` (evals/data/sample_qa.jsonl over the bundled sample
+collection) and ``scifact`` (evals/data/scifact_yesno.jsonl, the SciFact claims as yes/no
+questions over their 182 gold abstracts, indexed as a collection of their own). Both go through
+the whole assistant; the same scores apply to both.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from assistant.answer.engine import Assistant
@@ -41,6 +37,8 @@ from assistant.types import Answer
 from . import metrics as M
 from .baseline import DESCRIPTION as BASELINE_DESCRIPTION
 from .baseline import Baseline
+from .cases import DATA_DIR, DATASETS, SPLITS, Case, file_sha256, read_cases, select_cases
+from .findings import RoleIndex, answer_verdict, role_shares
 from .judge import (
     NO_NLI_NOTE,
     Judge,
@@ -49,6 +47,7 @@ from .judge import (
     load_judge_pairs,
     premise_text,
 )
+from .records import JudgedSentence, Record, SystemRecord
 from .report import aggregate
 from .run import (
     RANK_K,
@@ -60,73 +59,21 @@ from .run import (
     retrieval_scores,
     settings_fingerprint,
 )
-from .scifact import run_scifact
+from .scifact import scifact_settings
 
-__all__ = [
-    "RunConfig",
-    "run_eval",
-    "DATA_DIR",
-    "DATASETS",
-    "SPLITS",
-    "file_sha256",
-    "select_cases",
-    "split_of",
-]
+__all__ = ["RunConfig", "run_eval", "DATA_DIR", "DATASETS", "SPLITS", "score_output"]
 
 logger = logging.getLogger(__name__)
 
-DATA_DIR = Path(str(resources.files("evals") / "data"))
-DATASETS = {"sample": "sample_qa.jsonl", "scifact": "scifact_claims.jsonl"}
 JUDGE_PAIRS = "judge_pairs.jsonl"
-ASSISTANT_DESCRIPTION = "Assistant: dense + BM25 fusion, passage selection, verified citations"
-SPLITS = ("all", "calibration", "validation")
+ROLES = "sentence_roles.jsonl"
+ASSISTANT_DESCRIPTION = (
+    "Assistant: dense + BM25 fusion, passage selection, verified citations, answers from "
+    "the findings"
+)
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError as exc:
-                raise InputError(f"{path}:{n} is not JSON ({exc}); fix the line") from None
-    return rows
-
-
-def select_cases(rows: list[dict[str, Any]], limit: int | None, key: str) -> list[dict[str, Any]]:
-    """The first ``limit`` rows taken round-robin over the values of ``key`` (file order within
-    each), so a small limit still covers every question type or label; all rows for None."""
-    if limit is None or limit >= len(rows):
-        return list(rows)
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(str(row.get(key)), []).append(row)
-    picked: list[dict[str, Any]] = []
-    depth = 0
-    while len(picked) < limit:
-        for items in groups.values():
-            if depth < len(items) and len(picked) < limit:
-                picked.append(items[depth])
-        depth += 1
-    return picked
-
-
-def split_of(case: dict[str, Any]) -> str:
-    """The half a sample question belongs to: ``calibration`` (thresholds and prompts are
-    tuned on it) or ``validation`` (reported, never tuned on). The ``split`` field of the data
-    file (stratified by type when the file was written; see evals/data/README.md), else a
-    hash of the id."""
-    if case.get("split") in SPLITS[1:]:
-        return str(case["split"])
-    digest = hashlib.sha1(str(case.get("id")).encode()).digest()
-    return "calibration" if digest[0] % 2 == 0 else "validation"
-
-
-# --- sample -----------------------------------------------------------------------------------
+# --- one answer -------------------------------------------------------------------------------
 
 
 def _assistant_output(assistant: Assistant, question: str) -> Output:
@@ -146,10 +93,12 @@ def _assistant_output(assistant: Assistant, question: str) -> Output:
         "quoted": answer.quoted,
         "prompt_tokens": answer.prompt_tokens,
         "raw_text": answer.raw_text,
+        "decision": answer.decision,
     }
     out.retrieved = list(dict.fromkeys(premise_text(s.title, s.abstract) for s in answer.sources))
     out.passages = [" ".join(s.passages) for s in answer.sources]
     out.cited = [title_key(c.title) for c in answer.citations]
+    out.evidence = [(c.title, e) for c in answer.citations for e in c.evidence]
     if answer.answerable:  # a declined answer shows no claim: nothing to check
         out.sentences = [
             M.CitedSentence(
@@ -196,20 +145,39 @@ def _guarded(fn: Callable[[], Output], what: str) -> Output:
         return Output(error=f"{type(exc).__name__}: {exc}")
 
 
-def _score_sample(out: Output, case: dict[str, Any], judge: Judge | None) -> tuple[dict, list]:
-    """The scores of one answer and, per sentence, what the judge said about it (no judge:
-    the judge-free scores only)."""
-    if out.error:
-        return {}, []
-    gold = {title_key(t) for t in case.get("gold_titles", [])}
+# --- its scores -------------------------------------------------------------------------------
+
+
+def _answer_scores(out: Output, case: Case, roles: RoleIndex) -> dict[str, float]:
+    """What the judge-free metrics say of one answer."""
+    gold = {title_key(t) for t in case.gold_titles}
     scores = retrieval_scores(out.ranked, gold)
-    facts = case.get("key_facts") or []
+    facts = list(case.key_facts)
     scores["key_fact_recall"] = M.key_fact_recall(out.text, facts) if facts else M.NAN
     # Was the sentence holding each key fact sent to the model at all?
     scores["evidence_recall"] = M.key_fact_recall(" ".join(out.passages), facts) if facts else M.NAN
     cited = set(out.cited)
     scores["gold_cited"] = len(gold & cited) / len(gold) if gold else M.NAN
     scores["all_gold_cited"] = float(gold <= cited) if gold else M.NAN
+    several = case.type in ("multi", "compare")
+    scores["no_unrelated_cited"] = float(cited <= gold) if several and out.answerable else M.NAN
+    if case.type == "yesno":
+        scores["states_verdict"] = float(answer_verdict(out.text) is not None)
+        scores["verdict_agrees"] = float(answer_verdict(out.text) == case.verdict)
+    if case.answerable and out.answerable:
+        finding, setup = role_shares([roles.role(t, e) for t, e in out.evidence])
+        scores["evidence_is_finding"], scores["evidence_is_aim_or_background"] = finding, setup
+    return scores
+
+
+def score_output(
+    out: Output, case: Case, judge: Judge | None, roles: RoleIndex
+) -> tuple[dict[str, float], list[JudgedSentence]]:
+    """The scores of one answer and, per sentence, what the judge said about it (no judge:
+    the judge-free scores only)."""
+    if out.error:
+        return {}, []
+    scores = _answer_scores(out, case, roles)
     if judge is None:
         return scores, []
     cit = M.citation_scores(out.sentences, judge)
@@ -217,19 +185,46 @@ def _score_sample(out: Output, case: dict[str, Any], judge: Judge | None) -> tup
     scores["citation_precision"] = cit["citation_precision"]
     scores["faithfulness"] = M.faithfulness([s.text for s in out.sentences], out.retrieved, judge)
     details = [
-        {
-            "text": s.text,
-            "n_cited": len(s.cited),
-            "supported_by_citations": bool(s.cited)
+        JudgedSentence(
+            text=s.text,
+            n_cited=len(s.cited),
+            supported_by_citations=bool(s.cited)
             and judge(M.PASSAGE_SEPARATOR.join(s.cited), s.text),
-            "supported_by_retrieved": any(judge(p, s.text) for p in out.retrieved),
-        }
+            supported_by_retrieved=any(judge(p, s.text) for p in out.retrieved),
+        )
         for s in out.sentences
     ]
     return scores, details
 
 
-def _run_sample(run: Run, cases: list[dict[str, Any]], sample_papers: Any) -> list[dict]:
+def _system_record(out: Output, case: Case, run: Run, roles: RoleIndex) -> SystemRecord:
+    scores, sentences = score_output(out, case, run.judge, roles)
+    return SystemRecord(
+        answer=out.text,
+        answerable=out.answerable,
+        error=out.error,
+        top_titles=out.ranked[:5],
+        cited_titles=out.cited,
+        passages=out.passages,
+        evidence=out.evidence,
+        evidence_roles=[roles.role(t, e) for t, e in out.evidence],
+        verdict=answer_verdict(out.text),
+        evidence_level=str(out.extra.get("evidence_level", "")),
+        quoted=bool(out.extra.get("quoted", False)),
+        prompt_tokens=int(out.extra.get("prompt_tokens", 0) or 0),
+        raw_text=str(out.extra.get("raw_text", "")),
+        decision=dict(out.extra.get("decision") or {}),
+        sentences=sentences,
+        latency_s=round(out.latency, 4),
+        timings=out.timings,
+        scores=scores,
+    )
+
+
+# --- one dataset ------------------------------------------------------------------------------
+
+
+def _sample_settings(run: Run, papers: ReadResult) -> Settings:
     settings = run.settings.model_copy(
         update={
             "index_dir": run.config.sample_index_dir
@@ -237,56 +232,42 @@ def _run_sample(run: Run, cases: list[dict[str, Any]], sample_papers: Any) -> li
         }
     )
     started = time.perf_counter()
-    report = ingest_papers(sample_papers, settings, embedder=run.embedder)
+    report = ingest_papers(papers, settings, embedder=run.embedder)
     run.indexes["sample"] = f"{settings.describe_index()} ({settings.collection})"
     logger.info("sample index %s: %d papers", settings.index_dir, report.papers_total)
     run.timed("sample_index", started)
+    return settings
+
+
+def _run_dataset(run: Run, name: str, cases: list[Case], settings: Settings) -> list[Record]:
+    """Every case through each system, then judged and scored."""
     assistant = Assistant(settings, llm=run.llm, embed_model=run.embedder)
     assistant.warm_up()
     baseline = (
         Baseline(settings, llm=run.llm, embedder=run.embedder) if run.config.baseline else None
     )
-
     outputs: list[dict[str, Output]] = []
     started = time.perf_counter()
-    bar = progress_bar(run.progress, len(cases), "sample: answering")
+    bar = progress_bar(run.progress, len(cases), f"{name}: answering")
     try:
         for case in cases:
-            q = case["question"]
-            row = {"assistant": _guarded(partial(_assistant_output, assistant, q), case["id"])}
+            q = case.question
+            row = {"assistant": _guarded(partial(_assistant_output, assistant, q), case.id)}
             if baseline is not None:
-                row["baseline"] = _guarded(partial(_baseline_output, baseline, q), case["id"])
+                row["baseline"] = _guarded(partial(_baseline_output, baseline, q), case.id)
             outputs.append(row)
             bar.update()
     finally:
         bar.close()
-    run.timed("sample_answering", started)
-    run.judge_all([o for row in outputs for o in row.values()], "sample")
-
+    run.timed(f"{name}_answering", started)
+    run.judge_all([o for row in outputs for o in row.values()], name)
     started = time.perf_counter()
-    records = []
-    for case, row in zip(cases, outputs):
-        rec: dict[str, Any] = {
-            k: case.get(k) for k in ("id", "type", "question", "gold_titles", "key_facts")
-        }
-        rec["split"] = split_of(case)
-        for system, out in row.items():
-            scores, sentences = _score_sample(out, case, run.judge)
-            rec[system] = {
-                "answer": out.text,
-                "answerable": out.answerable,
-                "error": out.error,
-                "top_titles": out.ranked[:5],
-                "cited_titles": out.cited,
-                "passages": out.passages,
-                **out.extra,
-                "sentences": sentences,
-                "latency_s": round(out.latency, 4),
-                "timings": out.timings,
-                "scores": scores,
-            }
-        records.append(rec)
-    run.timed("sample_scoring", started)
+    roles = RoleIndex(DATA_DIR / ROLES)
+    records = [
+        Record(case, {system: _system_record(out, case, run, roles) for system, out in row.items()})
+        for case, row in zip(cases, outputs, strict=True)
+    ]
+    run.timed(f"{name}_scoring", started)
     return records
 
 
@@ -320,15 +301,16 @@ def run_eval(
 
     sample_papers = read_paths(default_sample_paths())
     datasets_meta: dict[str, Any] = {}
-    records: dict[str, Any] = {}
+    records: dict[str, list[Record]] = {}
     aggregates: dict[str, Any] = {}
     for name in dict.fromkeys(config.datasets):
-        rows, cases, datasets_meta[name] = _dataset_cases(name, config)
+        cases, datasets_meta[name] = _dataset_cases(name, config)
         if name == "sample":
-            records[name] = _run_sample(run, cases, sample_papers)
+            settings_ = _sample_settings(run, sample_papers)
         else:
-            records[name] = run_scifact(run, cases, rows)
-        aggregates[name] = aggregate(name, records[name], run.systems)
+            settings_ = scifact_settings(run)
+        records[name] = _run_dataset(run, name, cases, settings_)
+        aggregates[name] = aggregate(records[name], run.systems)
         datasets_meta[name]["index"] = run.indexes.get(name)
 
     agreement = None
@@ -345,7 +327,7 @@ def run_eval(
         "llm_cache": str(config.llm_cache) if config.llm_cache else None,
         "judge_agreement": agreement,
         "aggregates": aggregates,
-        "records": records,
+        "records": {name: [r.to_dict() for r in recs] for name, recs in records.items()},
         "timings": {"total_s": round(time.perf_counter() - started, 3), "phases": run.phases},
     }
 
@@ -372,26 +354,21 @@ def _start_run(
     return Run(settings, config, llm, embedder, judge, progress)
 
 
-def _dataset_cases(
-    name: str, config: RunConfig
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """A dataset's rows, the cases the run uses, and what the report says of them."""
+def _dataset_cases(name: str, config: RunConfig) -> tuple[list[Case], dict[str, Any]]:
+    """The cases the run uses of a dataset, and what the report says of them."""
     path = DATA_DIR / DATASETS[name]
-    rows = _read_jsonl(path)
-    for i, row in enumerate(rows):
-        row.setdefault("id", f"{name}-{i:03d}")
-    if name == "sample" and config.split != "all":
-        rows = [r for r in rows if split_of(r) == config.split]
-    cases = select_cases(rows, config.limit, "type" if name == "sample" else "answer")
+    every = read_cases(name)
+    mine = every if config.split == "all" else [c for c in every if c.split == config.split]
+    cases = select_cases(mine, config.limit)
     meta = {
         "file": f"evals/data/{path.name}",
         "sha256": file_sha256(path),
-        "n_total": len(rows),
+        "n_total": len(every),
         "n_used": len(cases),
-        "split": config.split if name == "sample" else "all",
+        "split": config.split,
     }
-    logger.info("%s: %d of %d cases", name, len(cases), len(rows))
-    return rows, cases, meta
+    logger.info("%s: %d of %d cases", name, len(cases), len(every))
+    return cases, meta
 
 
 def _judge_agreement(
@@ -438,7 +415,7 @@ def _judge_description(run: Run) -> dict[str, Any]:
     return {
         "kind": run.config.judge,
         "model": judge.model.name,
-        "prompts": ["prompts/judge.txt", "prompts/judge_claim.txt"],
+        "prompts": ["prompts/judge.txt"],
         "max_tokens": judge.max_tokens,
         "stats": judge.stats.to_dict(),
         "note": NO_NLI_NOTE,

@@ -4,7 +4,6 @@ a smoke run of ``python -m evals run`` on the real tiny model and the real sampl
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,10 @@ from assistant.ingest.readers import default_sample_paths, read_paths
 from assistant.text import title_key
 from evals.__main__ import main
 from evals.baseline import split_cited_sentences
+from evals.cases import DATA_DIR, Case, read_cases, select_cases
 from evals.judge import Judge, judge_agreement, load_judge_pairs, parse_yes_no, premise_text
+from evals.records import Record, SystemRecord
 from evals.report import aggregate, compare_reports, json_safe, render_markdown
-from evals.runner import DATA_DIR, select_cases
 
 # --- the judge ------------------------------------------------------------------------------
 
@@ -56,14 +56,6 @@ def test_judge_reads_scripted_replies_and_memoises() -> None:
     assert judge.stats.calls == 3 and judge.stats.unparsed == 1 and judge.stats.cache_hits == 2
     prompt = model.calls[0][0]["content"]
     assert "premise A" in prompt and "Claim: claim 1" in prompt and "yes or no" in prompt
-
-
-def test_judge_prompts_are_memoised_separately() -> None:
-    model = ScriptedChatModel(["yes", "no"])
-    judge = Judge(model)
-    assert judge.verdict("p", "c") is True
-    assert judge.verdict("p", "c", prompt="judge_claim") is False
-    assert "contradict" in model.calls[1][0]["content"]
 
 
 def test_prefetch_groups_calls_by_premise() -> None:
@@ -123,58 +115,57 @@ def test_split_cited_sentences_reads_markers_like_alce() -> None:
 # --- selection, aggregation, compare --------------------------------------------------------
 
 
-def test_select_cases_mixes_types() -> None:
-    rows = [{"id": i, "type": t} for i, t in enumerate("aaabbc")]
-    assert [r["id"] for r in select_cases(rows, 3, "type")] == [0, 3, 5]
-    assert [r["id"] for r in select_cases(rows, 5, "type")] == [0, 3, 5, 1, 4]
-    assert select_cases(rows, None, "type") == rows
+def _case(i: int, kind: str, split: str = "calibration", **extra: Any) -> Case:
+    return Case(id=f"c{i}", dataset="sample", type=kind, question="q?", split=split, **extra)
 
 
-def _sample_record(kind: str, answerable: bool, scores: dict[str, float], **extra: Any) -> dict:
-    return {
-        "type": kind,
-        "assistant": {
-            "answerable": answerable,
-            "error": None,
-            "latency_s": 2.0,
-            "timings": {"generation": 1.5},
-            "scores": scores,
-            **extra,
-        },
-    }
+def test_select_cases_mixes_types_and_verdicts() -> None:
+    kinds = ["fact", "fact", "fact", "multi", "multi", "unanswerable"]
+    cases = [_case(i, k) for i, k in enumerate(kinds)]
+    assert [c.id for c in select_cases(cases, 3)] == ["c0", "c3", "c5"]
+    assert [c.id for c in select_cases(cases, 5)] == ["c0", "c3", "c5", "c1", "c4"]
+    assert select_cases(cases, None) == cases
+    yes_no = [_case(i, "yesno", verdict=v) for i, v in enumerate(["yes", "yes", "no"])]
+    assert [c.verdict for c in select_cases(yes_no, 2)] == ["yes", "no"]
+
+
+def _record(
+    i: int, kind: str, answerable: bool, scores: dict[str, float], split: str = "calibration",
+    **extra: Any,
+) -> Record:  # fmt: skip
+    result = SystemRecord(
+        answerable=answerable, latency_s=2.0, timings={"generation": 1.5}, scores=scores, **extra
+    )
+    return Record(_case(i, kind, split), {"assistant": result})
 
 
 def test_aggregate_skips_undefined_scores_and_errors() -> None:
     nan = float("nan")
     records = [
-        _sample_record(
-            "fact", True, {"hit@1": 1.0, "citation_recall": 0.5, "key_fact_recall": 1.0}
-        ),
-        _sample_record(
-            "fact", False, {"hit@1": 0.0, "citation_recall": nan, "key_fact_recall": 0.0}
-        ),
-        _sample_record("unanswerable", False, {"hit@1": nan, "citation_recall": nan}),
-        _sample_record("fact", True, {}, error="LLMError: boom"),
+        _record(0, "fact", True, {"hit@1": 1.0, "citation_recall": 0.5, "key_fact_recall": 1.0}),
+        _record(1, "fact", False, {"hit@1": 0.0, "citation_recall": nan, "key_fact_recall": 0.0}),
+        _record(2, "unanswerable", False, {"hit@1": nan, "citation_recall": nan}),
+        _record(3, "fact", True, {}, error="LLMError: boom"),
     ]
-    agg = aggregate("sample", records, ["assistant"])["assistant"]
+    agg = aggregate(records, ["assistant"])["assistant"]
     assert agg["n"] == 4 and agg["n_errors"] == 1
     m, n = agg["metrics"], agg["n_scored"]
     assert m["hit@1"] == 0.5 and n["hit@1"] == 2
     assert m["citation_recall"] == 0.5 and n["citation_recall"] == 1
-    assert math.isnan(m["faithfulness"]) and n["faithfulness"] == 0
+    assert "faithfulness" not in m and n["faithfulness"] == 0
     assert m["correct_decline_rate"] == 1.0 and n["correct_decline_rate"] == 1
     assert m["false_decline_rate"] == 0.5 and n["false_decline_rate"] == 2
     assert agg["latency"]["total"]["n"] == 3 and agg["latency"]["stages_mean"]["generation"] == 1.5
-    assert json_safe(agg)["metrics"]["faithfulness"] is None
+    assert set(agg["by_type"]) == {"fact", "unanswerable"}
 
 
-def test_each_half_of_the_sample_questions_gets_its_own_table() -> None:
+def test_each_half_of_the_questions_gets_its_own_table() -> None:
     records = [
-        {**_sample_record("fact", True, {"key_fact_recall": 1.0}), "split": "calibration"},
-        {**_sample_record("fact", False, {"key_fact_recall": 0.0}), "split": "validation"},
-        {**_sample_record("fact", True, {"key_fact_recall": 0.5}), "split": "validation"},
+        _record(0, "fact", True, {"key_fact_recall": 1.0}, "calibration"),
+        _record(1, "fact", False, {"key_fact_recall": 0.0}, "validation"),
+        _record(2, "fact", True, {"key_fact_recall": 0.5}, "validation"),
     ]
-    agg = aggregate("sample", records, ["assistant"])["assistant"]
+    agg = aggregate(records, ["assistant"])["assistant"]
     assert agg["metrics"]["key_fact_recall"] == 0.5
     halves = agg["by_split"]
     assert halves["calibration"]["fact"]["metrics"]["key_fact_recall"] == 1.0
@@ -183,8 +174,14 @@ def test_each_half_of_the_sample_questions_gets_its_own_table() -> None:
     md = render_markdown(json_safe({"aggregates": {"sample": {"assistant": agg}}}))
     assert "assistant, validation split; n = fact 2" in md
     # One half only (a --split run): no per-half tables.
-    one = aggregate("sample", records[1:], ["assistant"])["assistant"]
+    one = aggregate(records[1:], ["assistant"])["assistant"]
     assert "by_split" not in one
+
+
+def test_records_survive_the_report_file() -> None:
+    rec = _record(0, "yesno", True, {"verdict_agrees": 1.0}, evidence=[("T", "s.")], verdict="no")
+    back = Record.from_dict(json.loads(json.dumps(json_safe(rec.to_dict()))))
+    assert back == rec
 
 
 def _report(hit: float | None, latency: float) -> dict[str, Any]:
@@ -272,12 +269,15 @@ def test_smoke_run_writes_a_consistent_report(
             assert all(0 <= c <= 2 for c in agg["n_scored"].values())
     rates = _rates(report["aggregates"])
     assert rates and all(v is None or 0.0 <= v <= 1.0 for _, v in rates), rates
-    # one question per type in the first two: a fact and a multi question, both answerable
-    assert {r["type"] for r in report["records"]["sample"]} == {"fact", "multi"}
-    assert report["aggregates"]["sample"]["assistant"]["metrics"]["correct_decline_rate"] is None
+    # the first case of each stratum, in file order
+    for dataset in ("sample", "scifact"):
+        picked = [c.id for c in select_cases(read_cases(dataset), 2)]
+        assert [r["case"]["id"] for r in report["records"][dataset]] == picked
+    assert {r["case"]["type"] for r in report["records"]["scifact"]} == {"yesno"}
+    assert {r["case"]["verdict"] for r in report["records"]["scifact"]} == {"yes", "no"}
     for rec in report["records"]["sample"]:
         for system in ("assistant", "baseline"):
-            for sentence in rec[system]["sentences"]:
+            for sentence in rec["systems"][system]["sentences"]:
                 assert isinstance(sentence["supported_by_retrieved"], bool)
                 assert isinstance(sentence["supported_by_citations"], bool)
     assert report["judge_agreement"]["n"] == 4
@@ -326,3 +326,16 @@ def test_judge_through_a_real_openai_compatible_server(
     verdict = judge.verdict(premise, "HAWQ reaches 68% top-1 accuracy.")
     assert verdict in (True, False, None)
     assert judge.stats.calls == 1 and judge.stats.model.startswith("openai:tiny@http://127.0.0.1")
+
+
+def test_the_eval_data_passes_its_own_checker(capsys: pytest.CaptureFixture[str]) -> None:
+    """evals/data/check_data.py: every question's split is its papers' half, every key fact
+    is in its abstract, every SciFact claim has its question (see evals/data/README.md)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_data", DATA_DIR / "check_data.py")
+    assert spec is not None and spec.loader is not None
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    assert check.main([]) == 0, capsys.readouterr().out
+    assert capsys.readouterr().out.rstrip().endswith("OK")

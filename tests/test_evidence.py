@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answer.compose import extractive_answer
+from assistant.answer.compose import finding_quotes
 from assistant.answer.evidence import PassagePlan, assess, score_sources, select_passages
-from assistant.answer.question import coverage_gaps, missing_names, question_shape
+from assistant.answer.question import (
+    compared_sides,
+    coverage_gaps,
+    missing_names,
+    question_kind,
+    question_shape,
+)
 from assistant.types import Source
 
 NOISE = Source(
@@ -118,9 +124,11 @@ def test_strong_evidence_and_its_quotes(embedder) -> None:
     evidence = score_sources(question, sources, embedder.embed, shape)
     verdict = assess(evidence, shape)
     assert verdict.level == "strong", verdict.reasons
-    quotes = extractive_answer(evidence, shape)
-    assert quotes and quotes[0][0] == 0
-    assert any("72% relative reduction" in q for _, q in quotes)
+    best = max(evidence, key=lambda ev: ev.best_score)
+    assert best.source.paper_id == NOISE.paper_id
+    quotes = finding_quotes(best, shape)
+    assert any("72% relative reduction" in q for q in quotes)
+    assert all(best.roles[best.sentences.index(q)] not in ("aim", "background") for q in quotes)
 
 
 def test_a_near_miss_is_weak_evidence(embedder) -> None:
@@ -131,3 +139,35 @@ def test_a_near_miss_is_weak_evidence(embedder) -> None:
     verdict = assess(score_sources(question, sources, embedder.embed, shape), shape)
     assert verdict.level == "weak" and "gpu" in verdict.gaps
     assert assess([], shape).level == "none"
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Does the treatment lower serum lipid levels in sleep apnea patients?", "yesno"),
+        ("In older adults, is ankle/arm pressure predictive of mortality?", "yesno"),
+        ("When a model is updated without re-indexing, does it stay compatible?", "yesno"),
+        ("Can you list the papers on pruning?", "multi"),
+        ("Which papers study grokking, and what do they find?", "multi"),
+        ("How do RandAugment and Attentive CutMix differ in what they augment?", "compare"),
+        ("Both MaskGIT and MDT predict masked tokens: what speed-up does each claim?", "compare"),
+        ("Two methods train each block with a helper: one ..., the other ...?", "compare"),
+        ("What does GaSNet-II predict besides the spectral class?", "fact"),
+        ("How much faster is inference on a CPU than on a GPU?", "fact"),
+        ("What did the study find when comparing NAS methods against random sampling?", "fact"),
+    ],
+)
+def test_the_kind_of_question(question: str, kind: str) -> None:
+    assert question_kind(question) == kind
+
+
+def test_the_sides_of_a_comparison() -> None:
+    assert compared_sides("How does GaSNet-II differ from AlphaFold in what it predicts?") == (
+        "GaSNet-II",
+        "AlphaFold",
+    )
+    assert compared_sides("How do RandAugment and Attentive CutMix differ in what they do?") == (
+        "RandAugment",
+        "Attentive CutMix",
+    )
+    assert compared_sides("What does each do?") == ()

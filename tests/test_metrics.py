@@ -26,7 +26,6 @@ from evals.metrics import (
     ndcg_at_k,
     recall_at_k,
     reciprocal_rank,
-    verdict_accuracy,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -391,18 +390,6 @@ def test_every_sample_key_fact_occurs_in_the_sample_collection() -> None:
 
 
 # --- verdicts ---
-
-
-def test_verdict_accuracy() -> None:
-    assert verdict_accuracy([True, False, None, True], [True, True, False, True]) == 0.5
-    assert verdict_accuracy([None, None], [True, False]) == 0.0
-    assert verdict_accuracy([False], [False]) == 1.0
-    assert math.isnan(verdict_accuracy([], []))
-    with pytest.raises(InputError, match="one prediction"):
-        verdict_accuracy([True], [True, False])
-
-
-# --- abstention ---
 
 
 def test_abstention_scores() -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 import assistant, evals
 from assistant.prompts import PROMPT_NAMES, load_prompt
 from assistant.ingest.readers import default_sample_paths
-from evals.runner import DATA_DIR
+from evals.cases import DATA_DIR
 print(json.dumps({
     "assistant": assistant.__file__,
     "evals": evals.__file__,
@@ -84,7 +84,7 @@ def test_the_installed_wheel_answers_from_outside_the_source_tree(
         assert Path(found[key]).is_relative_to(venv_lib), found[key]
     assert found["prompts"] == [
         "system", "answer", "source", "condense", "follow_up", "condense_follow_up", "judge",
-        "judge_claim",
+        "verdict",
     ]  # fmt: skip
     assert len(found["sample"]) == 5
     assert all(Path(p).is_relative_to(venv_lib) for p in found["sample"])

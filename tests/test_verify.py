@@ -415,3 +415,34 @@ def test_agreement_on_hand_labelled_pairs_the_fit_never_saw(embed):
             assert ok, (kind, float(score))
     agree = int((supported == pairs.labels).sum())
     assert agree / len(pairs) >= 0.8, f"agreement {agree}/{len(pairs)}"
+
+
+# --- what similarity cannot see: the binding of a figure, the direction of a claim -----------
+
+
+def _one(abstracts: dict[str, str], start: str) -> Source:
+    title = next(t for t in abstracts if t.startswith(start))
+    return Source(paper_id="p", title=title, abstract=abstracts[title], score=0.5, number=1)
+
+
+def test_a_figure_bound_to_another_setting_is_not_supported(abstracts, embed) -> None:
+    # 80.66% is in the abstract, for ERM on the clean data; on ImageNet-100 CUDA it is 8.96%
+    cuda = [_one(abstracts, "CUDA: Convolution-based Unlearnable Datasets")]
+    wrong = (
+        "A ResNet-18 trained with ERM on ImageNet-100 CUDA reaches 80.66% clean test accuracy [1]."
+    )
+    right = "A ResNet-18 trained with ERM on ImageNet-100 CUDA reaches only 8.96% clean test accuracy [1]."
+    clean = "ERM on the clean training data reaches a clean test accuracy of 80.66% [1]."
+    v = verify_answer(f"{wrong}\n{right}\n{clean}", cuda, embed)
+    assert [s.supported for s in v.sentences] == [False, True, True]
+
+
+def test_an_on_topic_claim_that_says_the_opposite_is_not_supported(abstracts, embed) -> None:
+    zeroq = [_one(abstracts, "ZeroQ: A Novel Zero Shot Quantization Framework")]
+    v = verify_answer(
+        "ZeroQ needs a small set of calibration data to quantize a network [1].\n"
+        "ZeroQ quantizes a network without any access to the training or validation data [1].",
+        zeroq,
+        embed,
+    )
+    assert [s.supported for s in v.sentences] == [False, True]

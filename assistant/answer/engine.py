@@ -36,8 +36,11 @@ from assistant.answer.evidence import (
     score_sources,
     select_passages,
 )
+from assistant.answer.polarity import rule_verdict
 from assistant.answer.question import QuestionShape, question_shape
 from assistant.answer.retrieval import HybridRetriever, Reranker
+from assistant.answer.several import per_paper, per_side, side_papers
+from assistant.answer.verdict import model_verdict
 from assistant.answer.verify import NO_ANSWER_TEXT, verify_answer
 from assistant.errors import QuestionError
 from assistant.index.chroma import PaperIndex
@@ -306,13 +309,16 @@ class Assistant:
         sources = retriever.retrieve(
             turn.standalone, top_k=top_k, filters=filters, boost_ids=boost, timings=turn.timings
         )
+        sources = self._with_side_papers(turn, sources, filters)
         if not sources:
             return turn
         if previous is not None and (same := reusable_sources(previous, sources)) is not None:
             if self._continue_chat(turn, previous, same, turn.standalone, turn.standalone):
                 return turn
         t = time.perf_counter()
-        turn.evidence = score_sources(turn.standalone, sources, self.embed, turn.shape)
+        turn.evidence = score_sources(
+            turn.standalone, sources, self.embed, turn.shape, embed_model=self.embedder.model_id
+        )
         turn.assessment = assess(turn.evidence, turn.shape)
         plan = PassagePlan(
             whole_top_tokens=self.settings.whole_abstract_tokens,
@@ -349,7 +355,11 @@ class Assistant:
                 )
                 for s in sources
             )
-            messages = self._with_system(answer_tpl.render(sources=block, question=turn.standalone))
+            messages = self._with_system(
+                answer_tpl.render(
+                    sources=block, question=turn.standalone, instruction=_instruction(turn.shape)
+                )
+            )
             tokens = self.llm.count_message_tokens(messages)
             if tokens <= budget or len(sources) == 1:
                 break
@@ -378,7 +388,9 @@ class Assistant:
         t = time.perf_counter()
         turn.standalone, turn.shape = query, question_shape(query)
         turn.sources, turn.messages = sources, messages
-        turn.evidence = score_sources(query, sources, self.embed, turn.shape)
+        turn.evidence = score_sources(
+            query, sources, self.embed, turn.shape, embed_model=self.embedder.model_id
+        )
         turn.assessment = assess(turn.evidence, turn.shape)
         # what the model reads beyond the chat its cache holds
         turn.prompt_tokens = tokens - self.llm.count_message_tokens(messages[:-1])
@@ -409,8 +421,8 @@ class Assistant:
         return out
 
     def _finish(self, turn: _Turn, raw: str) -> Answer:
-        """Verify the model's text, then decide: its checked answer, quotes of the evidence
-        (the extractive floor), or "not in the collection"."""
+        """Verify the model's text, then write the answer from it and the evidence (see
+        :mod:`assistant.answer.compose`)."""
         t = time.perf_counter()
         verified = verify_answer(
             _strip_echo(raw),
@@ -419,19 +431,8 @@ class Assistant:
             threshold=self.settings.support_threshold,
             drop_unsupported=self.settings.drop_unsupported,
         )
-        assert turn.shape is not None and turn.assessment is not None  # set by _prepare
-        part_best: list[int] = []
-        if turn.assessment.level == "strong" and not turn.shape.multi:
-            top = max(turn.evidence, key=lambda ev: ev.best_score)
-            part_best = best_for_parts(turn.standalone, top, self.embed)
-        composed = compose_answer(
-            verified,
-            turn.evidence,
-            turn.shape,
-            turn.assessment,
-            question=turn.standalone,
-            part_best=part_best,
-        )
+        assert turn.shape is not None  # set by _prepare
+        composed = self._compose(turn, verified, raw)
         verified, quoted = composed.verified, composed.quoted
         turn.timings["verification"] = time.perf_counter() - t
         turn.timings["total"] = time.perf_counter() - turn.started
@@ -445,11 +446,94 @@ class Assistant:
             sentences=verified.sentences,
             raw_text=raw,
             model=self.llm.name,
-            evidence_level=turn.assessment.level,
+            evidence_level=turn.assessment.level if turn.assessment else "",
             quoted=quoted,
             prompt_tokens=turn.prompt_tokens,
             prompt=turn.messages,
+            decision=composed.decision,
         )
+
+    def _compose(self, turn: _Turn, verified: Any, raw: str) -> Any:
+        shape, evidence, question = turn.shape, turn.evidence, turn.standalone
+        assert shape is not None
+        base: dict[str, Any] = {"kind": shape.kind}
+        if shape.kind == "multi" and len(evidence) > 1:
+            listed = per_paper(verified, evidence, shape, question, base)
+            if listed is not None:
+                return listed
+        if shape.kind == "compare" and len(shape.sides) == 2 and len(evidence) > 1:
+            sides = side_papers(self._side_similarity(shape.sides, evidence))
+            if any(i is not None for i in sides) and len(set(sides)) == len(sides):
+                return per_side(verified, evidence, shape, question, sides, base)
+        verdicts = self._verdicts(turn) if shape.kind == "yesno" else {}
+        parts = best_for_parts(question, max(evidence, key=lambda ev: ev.best_score), self.embed)
+        return compose_answer(
+            verified,
+            evidence,
+            shape,
+            question=question,
+            raw_text=raw,
+            claim_similarity=self._claim_similarity(question, verified),
+            verdict=verdicts.get("verdict"),
+            part_best=parts,
+            note=base | verdicts,
+        )
+
+    def _claim_similarity(self, question: str, verified: Any) -> float:
+        """The closest supported sentence of the model's text to the question (cosine)."""
+        claims = [s.text for s in verified.sentences if s.supported]
+        if not claims:
+            return 0.0
+        vecs = self.embed([question, *claims])
+        return float((vecs[1:] @ vecs[0]).max())
+
+    def _verdicts(self, turn: _Turn) -> dict[str, str | None]:
+        """The verdict the best paper's finding gives a yes/no question (``verdict``): the
+        model's reading of it when ``Settings.verdict_judge`` is ``model`` and it gives one,
+        else the rules'; both readings are kept for the record. Empty without a finding."""
+        top = max(turn.evidence, key=lambda ev: ev.best_score) if turn.evidence else None
+        if top is None or top.best_finding() < 0:
+            return {}
+        finding = top.sentences[top.best_finding()]
+        out: dict[str, str | None] = {"verdict_rules": rule_verdict(turn.standalone, finding)}
+        if self.settings.verdict_judge == "model":
+            t = time.perf_counter()
+            system = load_prompt("system").render()
+            out["verdict_model"] = model_verdict(self.llm, turn.standalone, finding, system)
+            turn.timings["verdict"] = time.perf_counter() - t
+        out["verdict"] = out.get("verdict_model") or out["verdict_rules"]
+        return out
+
+    def _side_similarity(
+        self, sides: Sequence[str], evidence: Sequence[SourceEvidence]
+    ) -> list[list[float]]:
+        """[side][paper]: how close each paper comes to each side's description (its title or
+        its closest sentence; the sentences are cached from scoring)."""
+        out = []
+        for side in sides:
+            row = []
+            for ev in evidence:
+                vecs = self.embed([side, ev.source.title, *ev.sentences])
+                row.append(float((vecs[1:] @ vecs[0]).max()))
+            out.append(row)
+        return out
+
+    def _with_side_papers(
+        self, turn: _Turn, sources: list[Source], filters: Sequence[str] | dict[str, Any] | None
+    ) -> list[Source]:
+        """For a comparison, the best paper for each side's own description too, so that
+        both sides are there even when the question as a whole favours one."""
+        shape = turn.shape
+        if shape is None or shape.kind != "compare" or len(shape.sides) != 2:
+            return sources
+        have = {s.paper_id for s in sources}
+        extra: list[Source] = []
+        for side in shape.sides:
+            for s in self.retriever.retrieve(side, top_k=1, filters=filters):
+                if s.paper_id not in have:
+                    have.add(s.paper_id)
+                    extra.append(s)
+        return [*sources, *extra]
 
     def _no_answer(self, turn: _Turn) -> Answer:
         turn.timings["total"] = time.perf_counter() - turn.started
@@ -460,6 +544,19 @@ class Assistant:
             timings={k: round(v, 4) for k, v in turn.timings.items()},
             model=self._llm.name if self._llm is not None else "",
         )
+
+
+INSTRUCTIONS = {
+    "yesno": "Start with Yes or No, then give the finding that decides it.",
+    "compare": "Write one line per paper: what it does or finds on the point asked.",
+}
+"""What the answer prompt adds after the question, by kind of question (in the question's
+part of the prompt, not the cached system prompt, so that only those questions get it)."""
+
+
+def _instruction(shape: QuestionShape | None) -> str:
+    text = INSTRUCTIONS.get(shape.kind, "") if shape is not None else ""
+    return f"\n({text})" if text else ""
 
 
 _ECHO = re.compile(r"^\s*(?:answer|assistant)\s*:\s*", re.IGNORECASE)

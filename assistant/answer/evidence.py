@@ -33,6 +33,7 @@ from assistant.answer.question import (
     question_parts,
     question_shape,
 )
+from assistant.answer.roles import FINDING_ROLES, SETUP_ROLES, sentence_roles
 from assistant.text import content_terms, split_sentences
 from assistant.types import Source
 
@@ -75,13 +76,21 @@ CONTRIBUTION_BONUS = 0.25
 
 FIGURE_BONUS = 0.15
 """Added to a sentence's score when the question asks for a figure and the sentence has one."""
+FINDING_BONUS = 0.1
+"""Added to the score of a sentence that states what the study found (a result or
+conclusion, :mod:`assistant.answer.roles`)."""
+SETUP_PENALTY = 0.2
+"""Taken from the score of a sentence that states what the study set out to do or what was
+known before (its aim or background): it resembles the question, and does not answer it."""
 TERM_WEIGHT = 0.5
 """Weight of the share of question terms a sentence contains (similarity weighs 1)."""
 
 
 def term_keys(text: str) -> set[str]:
-    """Content terms cut to their first five letters, so that "reduce" meets "reduction"
-    and "accurate" meets "accuracy" (a crude stem that errs on the side of matching)."""
+    """Content terms (stems) cut to their first five letters, so that the question's words
+    meet their derived forms in a sentence: "reduce" meets "reduction", "accurate" meets
+    "accuracy" (their stems differ). A looser match than the verifier's, on purpose: this
+    only ranks sentences."""
     return {t[:5] for t in content_terms(text)}
 
 
@@ -99,6 +108,8 @@ class SourceEvidence:
     similarity: np.ndarray
     """Cosine similarity of each sentence to the question."""
     has_figure: list[bool]
+    roles: list[str] = field(default_factory=list)
+    """Each sentence's role (background, aim, method, result, conclusion, other)."""
 
     @property
     def best(self) -> int:
@@ -112,11 +123,31 @@ class SourceEvidence:
         """Sentence indexes, most relevant first."""
         return [int(i) for i in np.argsort(-self.scores, kind="stable")]
 
+    def findings(self) -> list[int]:
+        """Indexes of the sentences that state a finding (result or conclusion), most
+        relevant first."""
+        return [i for i in self.ranked() if self.roles and self.roles[i] in FINDING_ROLES]
+
+    def best_finding(self) -> int:
+        """The most relevant finding; the most relevant sentence that is not the study's aim
+        or background when no sentence is a finding; -1 for an empty abstract."""
+        found = self.findings()
+        if found:
+            return found[0]
+        rest = [i for i in self.ranked() if not self.roles or self.roles[i] not in SETUP_ROLES]
+        return rest[0] if rest else self.best
+
 
 def score_sources(
-    question: str, sources: Sequence[Source], embed: Embed, shape: QuestionShape | None = None
+    question: str,
+    sources: Sequence[Source],
+    embed: Embed,
+    shape: QuestionShape | None = None,
+    *,
+    embed_model: str = "",
 ) -> list[SourceEvidence]:
-    """Every sentence of every source scored against ``question`` (one embedding call)."""
+    """Every sentence of every source scored against ``question`` (one embedding call), and
+    its role read (``embed_model`` names the embedder, whose vectors the role model reads)."""
     shape = shape or question_shape(question)
     per_source = [split_sentences(s.abstract) for s in sources]
     flat = [x for sents in per_source for x in sents]
@@ -126,8 +157,10 @@ def score_sources(
     out: list[SourceEvidence] = []
     pos = 0
     for src, sents in zip(sources, per_source):
-        sims = np.asarray(svecs[pos : pos + len(sents)] @ qv, dtype=np.float64)
+        block = svecs[pos : pos + len(sents)]
+        sims = np.asarray(block @ qv, dtype=np.float64)
         pos += len(sents)
+        roles = sentence_roles(sents, block, embed_model=embed_model)
         overlap = np.array(
             [len(q_keys & term_keys(x)) / (len(q_keys) or 1) for x in sents], dtype=np.float64
         )
@@ -138,29 +171,48 @@ def score_sources(
         if shape.multi and sents:
             says = [bool(CONTRIBUTION.search(x)) for x in sents]
             scores = scores + CONTRIBUTION_BONUS * np.array(says, dtype=np.float64)
-        out.append(SourceEvidence(src, sents, scores, sims, figures))
+        if sents:
+            scores = scores + np.array(
+                [
+                    FINDING_BONUS
+                    if r in FINDING_ROLES
+                    else -SETUP_PENALTY
+                    if r in SETUP_ROLES
+                    else 0.0
+                    for r in roles
+                ]
+            )
+        out.append(SourceEvidence(src, sents, scores, sims, figures, roles))
     return out
 
 
-def best_for_parts(question: str, ev: SourceEvidence, embed: Embed) -> list[int]:
-    """For each part of the question (:func:`question_parts`), the index of the sentence of
-    ``ev`` that answers it best (one more embedding call for the parts)."""
+def best_for_parts(question: str, ev: SourceEvidence, embed: Embed) -> list[tuple[str, int]]:
+    """For each part of the question (:func:`question_parts`), the part and the index of the
+    sentence of ``ev`` that answers it best, its role weighed as in :func:`score_sources`
+    (one more embedding call for the parts); a sentence that answers two parts is listed
+    once."""
     parts = question_parts(question)
     if not ev.sentences:
         return []
     if len(parts) == 1:
-        return [ev.best]
+        return [(parts[0], ev.best)]
     vecs = embed([*parts, *ev.sentences])
     pv, sv = vecs[: len(parts)], vecs[len(parts) :]
-    out = []
+    prior = np.array(
+        [
+            FINDING_BONUS if r in FINDING_ROLES else -SETUP_PENALTY if r in SETUP_ROLES else 0.0
+            for r in (ev.roles or [""] * len(ev.sentences))
+        ]
+    )
+    out: dict[int, str] = {}
     for k, part in enumerate(parts):
         keys = term_keys(part)
         overlap = np.array([len(keys & term_keys(x)) / (len(keys) or 1) for x in ev.sentences])
-        score = sv @ pv[k] + TERM_WEIGHT * overlap
+        score = sv @ pv[k] + TERM_WEIGHT * overlap + prior
         if question_shape(part).wants_figure:
             score = score + FIGURE_BONUS * np.array(ev.has_figure, dtype=np.float64)
-        out.append(int(score.argmax()))
-    return list(dict.fromkeys(out))
+        out.setdefault(int(score.argmax()), part)
+    return [(part, i) for i, part in out.items()]
 
 
 # --- passages ----------------------------------------------------------------------------------

@@ -15,7 +15,17 @@ from dataclasses import dataclass
 
 from assistant.text import content_terms
 
-__all__ = ["QuestionShape", "question_shape", "coverage_gaps", "question_parts", "missing_names"]
+__all__ = [
+    "KINDS",
+    "QuestionShape",
+    "question_shape",
+    "question_kind",
+    "compared_sides",
+    "coverage_gaps",
+    "question_parts",
+    "missing_names",
+    "names_in",
+]
 
 # --- the question ----------------------------------------------------------------------------
 _FIGURE_WORDS = (
@@ -39,8 +49,24 @@ _MULTI = re.compile(
     r"|\beach (?:paper|study|work)\b|\bacross (?:the )?(?:papers|studies)\b",
     re.IGNORECASE,
 )
+_AUXILIARY = (
+    r"(?:does|do|did|is|are|was|were|can|could|has|have|had|will|would|should|may|might|must)"
+)
 _YES_NO = re.compile(
-    r"^\s*(?:does|do|did|is|are|was|were|can|could|has|have|had|will|would|should)\b", re.I
+    # "Does X ...?", and after leading phrases: "In patients with X, does Y ...?", "If X is
+    # trained stage by stage, each stage ..., can ...?"; not a request ("Can you list ...")
+    rf"^\s*(?!(?:what|which|how|who|whom|whose|where|why)\b)(?:[^?]{{0,240}}?,\s*)?"
+    rf"{_AUXILIARY}\b(?!\s+(?:you|we|i)\b)",
+    re.IGNORECASE,
+)
+_COMPARE = re.compile(
+    # two studies side by side (one study comparing two settings is a fact or yes/no question;
+    # when both sides turn out to be one paper, it is answered as one)
+    r"\bboth\b[^?]*\beach\b|\bthe other\b|\beach of (?:the|these) two\b"
+    r"|\b(?:two|2) (?:[\w-]+ ){0,2}(?:methods|approaches|papers|studies|works|models|techniques"
+    r"|systems|frameworks|algorithms)\b|\bwhich of (?:the|these) two\b"
+    r"|^\s*how (?:do|does|did)\b[^?]+\b(?:differ|compare)\b",
+    re.IGNORECASE,
 )
 _ASKS_PAPER = re.compile(r"\b(?:which|what) (?:paper|study|work|article|publication)\b", re.I)
 _SECOND_ASK = re.compile(
@@ -97,7 +123,7 @@ def _compress(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
-def _names(question: str) -> frozenset[str]:
+def names_in(question: str) -> frozenset[str]:
     """Words of the question written as names: acronyms and mixed case ("HAWQ", "LLaMA-2"),
     words that start with letters and hold digits ("WMT16", "GTA5"), capitalised words inside
     the sentence ("Darcy")."""
@@ -148,6 +174,9 @@ def missing_names(names: Sequence[str] | frozenset[str], text: str) -> list[str]
     return missing
 
 
+KINDS = ("fact", "yesno", "multi", "compare")
+
+
 @dataclass(frozen=True)
 class QuestionShape:
     """What kind of answer the question wants."""
@@ -171,6 +200,12 @@ class QuestionShape:
     """Measures asked for by name ("FID", "speed-up", "GPU hours"; see METRIC_TERMS)."""
     excluded: tuple[frozenset[str], ...] = ()
     """Content terms of what the question sets aside ("as opposed to X", "rather than X")."""
+    kind: str = "fact"
+    """``yesno`` ("Does X improve Y?": the answer opens with a verdict), ``compare`` (two
+    studies side by side), ``multi`` (several papers) or ``fact``."""
+    sides: tuple[str, ...] = ()
+    """For a comparison, the two things compared, as the question describes them (empty
+    when the question does not say them apart)."""
 
 
 def question_shape(question: str) -> QuestionShape:
@@ -178,17 +213,69 @@ def question_shape(question: str) -> QuestionShape:
     terms = content_terms(question)
     words = {w.lower() for w in _TOKEN.findall(question)}
     yes_no = bool(_YES_NO.match(question))
+    kind = question_kind(question)
     return QuestionShape(
         wants_figure=bool(_WANTS_FIGURE.search(question))
         and not (yes_no and not re.search(r"\bhow (?:much|many)\b", question, re.I)),
-        multi=bool(_MULTI.search(question)),
+        multi=kind in ("multi", "compare"),
         asks_paper=bool(_ASKS_PAPER.search(question)),
         several_asks=bool(_SECOND_ASK.search(question)),
         terms=frozenset(terms),
-        names=_names(question),
+        names=names_in(question),
         metrics=frozenset(w for w in words | terms if w in METRIC_TERMS),
         excluded=tuple(frozenset(content_terms(m.group(1))) for m in _SET_ASIDE.finditer(question)),
+        kind=kind,
+        sides=compared_sides(question) if kind == "compare" else (),
     )
+
+
+def question_kind(question: str) -> str:
+    """``multi`` when it asks about several papers; ``compare`` when it sets two studies side
+    by side ("How do A and B differ", "Both A and B ...: what does each", "Two methods: one
+    ..., the other ..."); ``yesno`` when it asks whether (an auxiliary verb opens its main
+    clause: "Does ...", "In older adults, is ..."); else ``fact``. A yes/no question that
+    compares inside one study ("Does X outperform Y?") is ``yesno``."""
+    if _MULTI.search(question):
+        return "multi"
+    if _YES_NO.match(question):
+        return "yesno"
+    if _COMPARE.search(question):
+        return "compare"
+    return "fact"
+
+
+_SIDE_PATTERNS = (
+    # "How does A differ from B in ...?", "How does A compare with/to B ...?"
+    re.compile(
+        r"\bhow (?:does|do|did) (?P<a>.+?) (?:differ|compare) (?:from|with|to|against) (?P<b>.+?)"
+        r"(?:\s+(?:in|on|when|for|regarding|with respect to|as to)\b|[,?]|$)",
+        re.I,
+    ),
+    # "How do A and B differ ...", "How do A and B compare ..."
+    re.compile(r"\bhow (?:do|did) (?P<a>.+?) and (?P<b>.+?) (?:differ|compare)\b", re.I),
+    # "Both A and B ...", "A and B both ..."
+    re.compile(
+        r"\bboth (?P<a>.+?) and (?P<b>.+?)(?= (?:learn|use|work|draw|change|claim|\w+s)\b|[,.:?])",
+        re.I,
+    ),
+    re.compile(r"^(?P<a>.+?) and (?P<b>.+?) both\b", re.I),
+    # "...: one ..., the other ..."
+    re.compile(r"\bone (?P<a>.+?)[,;] (?:and )?the other (?P<b>.+?)(?:[.:?;]|$)", re.I),
+    # "A versus B", "A vs. B"
+    re.compile(r"(?P<a>[^,.:;?]+?) (?:versus|vs\.?) (?P<b>[^,.:;?]+)", re.I),
+)
+
+
+def compared_sides(question: str) -> tuple[str, ...]:
+    """The two things a comparison sets side by side, as the question words them; empty
+    when no pattern finds both."""
+    for pattern in _SIDE_PATTERNS:
+        m = pattern.search(question)
+        if m:
+            a, b = (" ".join(m.group(g).split()).strip(" ,;:") for g in ("a", "b"))
+            if len(a.split()) >= 1 and len(b.split()) >= 1 and a.lower() != b.lower():
+                return (a, b)
+    return ()
 
 
 def excluded(shape: QuestionShape, title: str) -> bool:

@@ -30,8 +30,11 @@ from assistant.answer.citations import (
     place_marks,
     short_reason,
 )
+from assistant.answer.polarity import opposes
+from assistant.answer.question import missing_names, names_in
+from assistant.answer.roles import SETUP_ROLES, rule_roles
 from assistant.errors import InputError
-from assistant.text import content_terms, normalize_text, numbers_in, split_sentences, stem
+from assistant.text import content_terms, normalize_text, numbers_in, split_sentences
 from assistant.types import Citation, SentenceCheck, Source
 
 __all__ = ["UNSUPPORTED_MARK", "NO_ANSWER_TEXT", "Verified", "verify_answer", "support_scores"]
@@ -55,7 +58,11 @@ W_SIM = 8.0
 W_TERMS = 3.8
 BIAS = -7.3
 NUMBER_PENALTY = 0.3
-"""Factor applied when the sentence has a number the source lacks (keeps it under 0.5)."""
+"""Factor applied when the sentence has a number the source lacks (keeps it under 0.5), or
+binds a figure of the source to what that figure's sentence does not say."""
+OPPOSED_PENALTY = 0.3
+"""Factor applied when the sentence says the opposite of the source sentence most like it
+("is associated" against "was not associated": :func:`assistant.answer.polarity.opposes`)."""
 SECOND_CITATION_MARGIN = 0.05
 EXTRA_UNITS = 4
 """Abstract sentences embedded per source (besides the title) when no passages are given."""
@@ -86,10 +93,18 @@ class _SourceView:
     sentence_stems: list[set[str]]
     stems: set[str]
     numbers: set[str]
+    sentence_numbers: list[set[str]]
+    everywhere: frozenset[str]
+    """Names the paper uses throughout (its title's, or those of half its sentences): a claim
+    need not find them beside a figure."""
+    setup: frozenset[str]
+    """Sentences that state what was known before the study or what it set out to do (their
+    role by :func:`assistant.answer.roles.rule_roles`): a claim that denies them does not deny
+    the paper ("most existing methods require the training data" is not what ZeroQ found)."""
 
 
 def _stems(text: str) -> set[str]:
-    return {stem(t) for t in content_terms(text)}
+    return content_terms(text)
 
 
 def _views(sources: Sequence[Source]) -> list[_SourceView]:
@@ -103,17 +118,66 @@ def _views(sources: Sequence[Source]) -> list[_SourceView]:
         shown = {k for k, x in enumerate(sentences) if any(x in p or p in x for p in passages)}
         shown |= set(range(len(sentences), len(sentences) + len(extra)))
         body = " ".join([title, abstract, *extra])
+        every = sentences + extra
         views.append(
             _SourceView(
                 title=title,
-                sentences=sentences + extra,
+                sentences=every,
                 shown=shown,
-                sentence_stems=[_stems(x) for x in sentences + extra],
+                sentence_stems=[_stems(x) for x in every],
                 stems=_stems(body),
                 numbers={_num_key(n) for n in numbers_in(body)},
+                sentence_numbers=[{_num_key(n) for n in numbers_in(x)} for x in every],
+                everywhere=_paper_names(title, every),
+                setup=frozenset(
+                    x
+                    for x, r in zip(sentences, rule_roles(sentences), strict=True)
+                    if r in SETUP_ROLES
+                ),
             )
         )
     return views
+
+
+def _paper_names(title: str, sentences: Sequence[str]) -> frozenset[str]:
+    counts: dict[str, int] = {}
+    for x in sentences:
+        for name in names_in(x):
+            counts[name] = counts.get(name, 0) + 1
+    common = {n for n, c in counts.items() if c >= max(2, len(sentences) / 2)}
+    return frozenset(names_in(title) | common)
+
+
+def _figure_context(view: _SourceView, k: int, figures: set[str]) -> str:
+    """Sentence ``k`` with its neighbours that state no other figure than the claim's
+    (they often name the setting: "For instance, training a ResNet-18 on ImageNet-100 ...",
+    "This result won the 1st place on ILSVRC 2015"); a neighbour with figures of its own
+    binds its names to those."""
+    near = [
+        view.sentences[m]
+        for m in (k - 1, k, k + 1)
+        if 0 <= m < len(view.sentences)
+        and (m == k or {_num_key(x) for x in claim_numbers(view.sentences[m])} <= figures)
+    ]
+    return " ".join(near)
+
+
+def unbound_figure(claim: str, view: _SourceView) -> bool:
+    """Whether a figure of ``claim`` stands in the source only in sentences that lack a name
+    the claim binds to it: "a ResNet-18 trained with ERM on ImageNet-100 CUDA reaches
+    80.66%" when the sentence with 80.66% is about ERM on the clean data. Names the paper
+    uses throughout are not required; figures the source lacks are the number penalty's."""
+    bound = names_in(claim) - view.everywhere
+    if not bound:
+        return False
+    figures = {_num_key(x) for x in numbers_in(claim)}
+    for n in {_num_key(x) for x in claim_numbers(claim)}:
+        holders = [k for k, nums in enumerate(view.sentence_numbers) if n in nums]
+        if holders and all(
+            missing_names(bound, _figure_context(view, k, figures)) for k in holders
+        ):
+            return True
+    return False
 
 
 def _select_units(claims: Sequence[str], view: _SourceView) -> list[str]:
@@ -196,7 +260,32 @@ def _score_matrix(
             wanted = {_num_key(x) for x in claim_numbers(sentence)}
             bonus = np.array([0.3 if wanted and wanted <= un else 0.0 for un in unit_numbers])
             best_unit[i, j] = int((block[i] + bonus)[skip:].argmax()) + skip
+            if _opposed(sentence, units[j], block[i], skip, view.setup):
+                scores[i, j] = round(scores[i, j] * OPPOSED_PENALTY, 4)
+            elif wanted and unbound_figure(sentence, view):
+                scores[i, j] = round(scores[i, j] * NUMBER_PENALTY, 4)
     return scores, units, best_unit
+
+
+OPPOSED_SIMILARITY_MARGIN = 0.1
+"""The sentences a claim rests on, for the polarity check: those within this cosine of the
+one most like it (not every sentence on the topic: a background sentence may deny what the
+paper then shows)."""
+
+
+def _opposed(
+    claim: str, units: Sequence[str], sims: np.ndarray, skip: int, setup: frozenset[str]
+) -> bool:
+    """Whether the claim says the opposite of a sentence of the source it rests on (not one
+    that only states the background or the aim)."""
+    if len(units) <= skip:
+        return False
+    top = float(sims[skip:].max())
+    return any(
+        opposes(claim, u)
+        for u, sim in zip(units[skip:], sims[skip:])
+        if sim >= top - OPPOSED_SIMILARITY_MARGIN and u not in setup
+    )
 
 
 def _term_share(sentence: str, view: _SourceView) -> float:

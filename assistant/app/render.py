@@ -108,9 +108,13 @@ def _searched(sources: Sequence[Source], label: str) -> str:
 
 def _footer(answer: Answer, filters: Sequence[str]) -> str:
     parts = []
-    if answer.sentences:
-        ok = sum(1 for s in answer.sentences if s.supported)
-        parts.append(f"{ok} of {len(answer.sentences)} statements verified")
+    stated = [s for s in answer.sentences if not s.quoted]
+    quotes = len(answer.sentences) - len(stated)
+    if stated:
+        ok = sum(1 for s in stated if s.supported)
+        parts.append(f"{ok} of {len(stated)} statements verified")
+    if quotes:
+        parts.append(f"{quotes} sentence{'s' * (quotes > 1)} quoted from the abstracts")
     total = answer.timings.get("total")
     if total is not None:
         parts.append(f"{total:.1f} s")

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from assistant.index.lexical_writer import quiet_bm25s, save_bm25
-from assistant.text import STOPWORDS, fold_plural
+from assistant.text import STOPWORDS, stem
 
 __all__ = [
     "tokenize",
@@ -63,8 +63,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
-"""Bumped when the saved layout or the tokenizer changes (older folders are rebuilt)."""
+FORMAT = 3
+"""Bumped when the saved layout or the tokenizer changes (older folders are rebuilt, and the
+token store is refilled from Chroma). 3: tokens are PyStemmer stems (2: plurals folded)."""
 MANIFEST = "current.json"
 TOKENS_DB = "tokens.sqlite"
 _PAGE = 5000
@@ -81,8 +82,8 @@ def tokenize(text: str) -> list[str]:
     for tok in _TOKEN.findall(text.lower()):
         parts = re.split(r"[-.]", tok) if ("-" in tok or "." in tok) else []
         if tok not in STOPWORDS:
-            out.append(fold_plural(tok))
-        out.extend(fold_plural(p) for p in parts if p and p not in STOPWORDS and not p.isdigit())
+            out.append(stem(tok))
+        out.extend(stem(p) for p in parts if p and p not in STOPWORDS and not p.isdigit())
     return out
 
 

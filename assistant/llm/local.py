@@ -196,7 +196,6 @@ class LocalChatModel(ChatModel):
                     temperature=temperature,
                     stop=stop,
                     stream=True,
-                    **self._sampling_args(),
                 )
                 for chunk in chunks:
                     piece = chunk["choices"][0]["delta"].get("content")
@@ -208,10 +207,6 @@ class LocalChatModel(ChatModel):
                 if chunks is not None:
                     chunks.close()  # a reader that stops early ends the generation here
                 self.last_call = counters.read()
-
-    def _sampling_args(self) -> dict[str, Any]:
-        """More arguments of llama.cpp's create_chat_completion (a subclass's grammar)."""
-        return {}
 
     @contextlib.contextmanager
     def _generating(self) -> Iterator[None]:
