@@ -36,11 +36,10 @@ from assistant.answer.evidence import (
     score_sources,
     select_passages,
 )
-from assistant.answer.polarity import rule_verdict
 from assistant.answer.question import QuestionShape, question_shape
 from assistant.answer.retrieval import HybridRetriever, Reranker
 from assistant.answer.several import per_paper, per_side, side_papers
-from assistant.answer.verdict import model_verdict
+from assistant.answer.verdict import finding_verdicts
 from assistant.answer.verify import NO_ANSWER_TEXT, verify_answer
 from assistant.errors import QuestionError
 from assistant.index.chroma import PaperIndex
@@ -488,20 +487,11 @@ class Assistant:
         return float((vecs[1:] @ vecs[0]).max())
 
     def _verdicts(self, turn: _Turn) -> dict[str, str | None]:
-        """The verdict the best paper's finding gives a yes/no question (``verdict``): the
-        model's reading of it when ``Settings.verdict_judge`` is ``model`` and it gives one,
-        else the rules'; both readings are kept for the record. Empty without a finding."""
-        top = max(turn.evidence, key=lambda ev: ev.best_score) if turn.evidence else None
-        if top is None or top.best_finding() < 0:
-            return {}
-        finding = top.sentences[top.best_finding()]
-        out: dict[str, str | None] = {"verdict_rules": rule_verdict(turn.standalone, finding)}
-        if self.settings.verdict_judge == "model":
-            t = time.perf_counter()
-            system = load_prompt("system").render()
-            out["verdict_model"] = model_verdict(self.llm, turn.standalone, finding, system)
+        t = time.perf_counter()
+        judge = self.llm if self.settings.verdict_judge == "model" else None
+        out = finding_verdicts(turn.standalone, turn.evidence, judge)
+        if judge is not None and out:
             turn.timings["verdict"] = time.perf_counter() - t
-        out["verdict"] = out.get("verdict_model") or out["verdict_rules"]
         return out
 
     def _side_similarity(

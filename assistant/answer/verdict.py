@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 
+from assistant.answer.evidence import SourceEvidence
+from assistant.answer.polarity import rule_verdict
 from assistant.errors import LLMError
 from assistant.llm.base import ChatModel
 from assistant.prompts import load_prompt
 
-__all__ = ["model_verdict", "parse_verdict"]
+__all__ = ["finding_verdicts", "model_verdict", "parse_verdict"]
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +51,22 @@ def model_verdict(llm: ChatModel, question: str, finding: str, system: str) -> s
         log.warning("no verdict from the model: %s", exc)
         return None
     return parse_verdict(reply)
+
+
+def finding_verdicts(
+    question: str, evidence: Sequence[SourceEvidence], judge: ChatModel | None
+) -> dict[str, str | None]:
+    """The verdict the best paper's finding gives a yes/no question (``verdict``): the
+    ``judge`` model's reading of it when there is a judge and it gives one, else the rules'
+    (:func:`assistant.answer.polarity.rule_verdict`); both readings are kept for the record
+    (``verdict_rules``, ``verdict_model``). Empty without a finding."""
+    top = max(evidence, key=lambda ev: ev.best_score) if evidence else None
+    if top is None or top.best_finding() < 0:
+        return {}
+    finding = top.sentences[top.best_finding()]
+    out: dict[str, str | None] = {"verdict_rules": rule_verdict(question, finding)}
+    if judge is not None:
+        system = load_prompt("system").render()
+        out["verdict_model"] = model_verdict(judge, question, finding, system)
+    out["verdict"] = out.get("verdict_model") or out["verdict_rules"]
+    return out

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from assistant.answer.engine import Assistant
 
-__all__ = ["Gate", "Run", "END"]
+__all__ = ["Gate", "Run", "END", "WaitingCount"]
 
 log = logging.getLogger(__name__)
 
@@ -178,3 +178,34 @@ class Run:
         finally:
             self._gate.leave()
             self._put(END)
+
+
+class WaitingCount:
+    """The chat page's admission count: how many accepted questions have not started being
+    answered. Each is counted from
+    :func:`add_question` until the responder starts it; one whose browser went away before
+    that is forgotten after ``expiry`` seconds."""
+
+    def __init__(self, expiry: float = 600.0) -> None:
+        self.expiry = expiry
+        self._since: list[float] = []
+        self._lock = threading.Lock()
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        self._since = [t for t in self._since if now - t < self.expiry]
+
+    def add(self) -> None:
+        with self._lock:
+            self._prune()
+            self._since.append(time.monotonic())
+
+    def started(self) -> None:
+        with self._lock:
+            if self._since:
+                self._since.pop(0)
+
+    def count(self) -> int:
+        with self._lock:
+            self._prune()
+            return len(self._since)

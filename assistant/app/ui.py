@@ -22,7 +22,6 @@ import logging
 import os
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -41,6 +40,7 @@ from assistant.app.render import (
     _render_streaming,
     render_answer,
 )
+from assistant.app.runs import WaitingCount
 from assistant.app.startup import Warmup
 from assistant.errors import AssistantError, ConfigError, QuestionError
 from assistant.llm.base import describe_destination
@@ -238,37 +238,7 @@ MAX_WAITING = 8
 """Questions that may wait for the model at once; one more is told the assistant is busy."""
 
 
-class _Waiting:
-    """How many accepted questions have not started being answered. Each is counted from
-    :func:`add_question` until the responder starts it; one whose browser went away before
-    that is forgotten after ``expiry`` seconds."""
-
-    def __init__(self, expiry: float = 600.0) -> None:
-        self.expiry = expiry
-        self._since: list[float] = []
-        self._lock = threading.Lock()
-
-    def _prune(self) -> None:
-        now = time.monotonic()
-        self._since = [t for t in self._since if now - t < self.expiry]
-
-    def add(self) -> None:
-        with self._lock:
-            self._prune()
-            self._since.append(time.monotonic())
-
-    def started(self) -> None:
-        with self._lock:
-            if self._since:
-                self._since.pop(0)
-
-    def count(self) -> int:
-        with self._lock:
-            self._prune()
-            return len(self._since)
-
-
-_WAITING = _Waiting()
+_WAITING = WaitingCount()
 
 
 def _refusal(question: str) -> str:
