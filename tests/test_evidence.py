@@ -60,7 +60,8 @@ TABULAR = Source(
         ("What accuracy does HAWQ reach on ImageNet?", True, False),
         ("How does ZeroQ quantize a model without training data?", False, False),
         ("Which papers study neural collapse, and what setting does each analyse?", False, True),
-        ("How does direct preference optimization compare with RLHF?", False, False),
+        # a comparison reads several papers (one per side) even when one could hold both
+        ("How does direct preference optimization compare with RLHF?", False, True),
         ("Which studies use weather radar, and what does each find?", False, True),
         ("Does the flatness of minima predict how well transformers generalize?", False, False),
     ],

@@ -67,7 +67,9 @@ def test_ordinary_prompts_get_the_tokens_they_always_had(tiny: LocalChatModel) -
             {"role": "system", "content": load_prompt("system").render()},
             {
                 "role": "user",
-                "content": load_prompt("answer").render(sources=block, question="Why?"),
+                "content": load_prompt("answer").render(
+                    sources=block, question="Why?", instruction=""
+                ),
             },
         ]
         expected = llama.tokenize(formatter(messages=messages).prompt.encode(), add_bos=False,
