@@ -22,6 +22,7 @@ from scripted import ScriptedChatModel
 
 from assistant.answer.engine import MAX_QUESTION_CHARS, Assistant
 from assistant.app import ui
+from assistant.app.runs import WaitingCount
 from assistant.app.render import _render_error
 from assistant.errors import IndexUnavailableError, QuestionError
 from assistant.index.chroma import PaperIndex
@@ -112,7 +113,7 @@ def test_long_questions_and_a_full_queue_are_answered_at_once(sample_index: Path
         waiting.started()  # one is being answered: room for one more
         assert ui.add_question("And ZeroQ?", [])[2]
     finally:
-        ui._WAITING = ui._Waiting()
+        ui._WAITING = WaitingCount()
     app = ui.build_app(assistant)
     assert app._queue.max_size == ui.MAX_WAITING + 1
 

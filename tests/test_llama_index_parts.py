@@ -116,7 +116,9 @@ def test_our_query_engine_cites_its_source_nodes(assistant: Assistant) -> None:
     response = engine.query(GASNET_Q)
     answer = response.metadata["answer"]
     assert isinstance(answer, Answer) and answer.citations
-    assert response.response == answer.text == assistant.ask(GASNET_Q).text
+    # the engine's text is the assistant's answer (a second ask may differ: llama.cpp's prompt
+    # cache evaluates the repeated prompt in another batch shape, and greedy decoding follows)
+    assert response.response == answer.text
     assert [n.node.node_id for n in response.source_nodes] == [c.paper_id for c in answer.citations]
     first, cited = response.source_nodes[0], answer.citations[0]
     assert first.node.metadata["number"] == cited.number
@@ -127,7 +129,7 @@ def test_our_query_engine_cites_its_source_nodes(assistant: Assistant) -> None:
         query_engine=engine, name="papers", description="Answers from paper abstracts."
     )
     out = tool.call(GASNET_Q)
-    assert out.content == answer.text
+    assert out.content == out.raw_output.metadata["answer"].text
     assert [n.node.node_id for n in out.raw_output.source_nodes] == [
-        c.paper_id for c in answer.citations
+        c.paper_id for c in out.raw_output.metadata["answer"].citations
     ]
