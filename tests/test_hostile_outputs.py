@@ -22,8 +22,8 @@ from scripted import ScriptedChatModel
 
 from assistant.answer.engine import MAX_QUESTION_CHARS, Assistant
 from assistant.app import ui
-from assistant.app.runs import WaitingCount
 from assistant.app.render import _render_error
+from assistant.app.runs import WaitingCount
 from assistant.errors import IndexUnavailableError, QuestionError
 from assistant.index.chroma import PaperIndex
 from assistant.index.embeddings import MemoEmbed
