@@ -181,11 +181,14 @@ class Settings(BaseSettings):
         description="Sentences of every other source sent to the model (the most relevant "
         "ones; 3 per paper for a question about several papers).",
     )
-    verdict_judge: Literal["model", "rules"] = Field(
-        default="model",
-        description="Who reads a yes/no question's verdict off its finding sentence: the "
-        "language model (one short extra call after the answer streams) or the negation and "
-        "direction rules (no call). Measured by `python -m evals verdicts`.",
+    verdict_judge: Literal["answer", "model", "rules"] = Field(
+        default="answer",
+        description="Who decides a yes/no question's verdict: `answer`, the model's own yes or "
+        "no in its answer (it read the whole passages), overruled by the negation and "
+        "direction rules on the best finding when none of its sentences is supported and the "
+        "rules read the verdict off the terms; `model`, one short extra call on the finding "
+        "sentence alone; `rules`, the rules alone (no call). Measured by the evaluation's "
+        "verdict_agrees.",
     )
 
     # --- the language model ----------------------------------------------------------------

@@ -112,10 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     dec = sub.add_parser(
         "fit-decision", help="fit the answer decision on the calibration answers of a run"
     )
-    dec.add_argument("report", type=Path, help="report.json (or its folder) of a run")
+    dec.add_argument("report", type=Path, nargs="+", help="report.json (or its folder) of runs")
     dec.add_argument(
-        "--min-decline", type=float, default=0.92,
-        help="share of unanswerable calibration questions to decline (default 0.92)",
+        "--min-decline", type=float, default=None,
+        help="the threshold that declines this share of unanswerable calibration questions "
+        "(default: the most questions decided right)",
     )  # fmt: skip
     ver = sub.add_parser(
         "verdicts", help="yes/no verdicts from the gold findings: the rules against the model"

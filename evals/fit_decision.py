@@ -10,9 +10,8 @@ scikit-learn (L2, balanced classes):
 
 - **answer or decline**: the features of :class:`~assistant.answer.decide.AnswerFeatures`,
   labelled by whether the case is answerable (near misses and off-topic questions are not);
-  the threshold is the lowest probability that still declines at least ``--min-decline`` of
-  the unanswerable calibration questions (the goal is 0.92), so as few answerable ones as
-  possible are declined;
+  the threshold is the one that decides the most calibration questions right, or with ``--min-decline`` the lowest probability that
+  still declines that share of the unanswerable calibration questions;
 - **list a paper or not** (questions about several papers): the features of
   :class:`~assistant.answer.decide.PaperFeatures`, labelled by whether the paper is a gold one;
   the threshold maximises the share of questions with every gold paper listed and no other.
@@ -24,6 +23,7 @@ by the next full run, never fitted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -74,17 +74,47 @@ def _threshold_for_declines(p: np.ndarray, y: np.ndarray, min_decline: float) ->
     return float(neg[min(max(k, 0), len(neg) - 1)]) + 1e-6
 
 
-def fit_decision(report_path: Path, *, min_decline: float = 0.92, c: float = 1.0) -> dict[str, Any]:
+def _accuracy_threshold(p: np.ndarray, y: np.ndarray) -> float:
+    """The threshold that decides the most calibration questions right (answerable answered,
+    unanswerable declined), at the calibration half's own mix of the two; the lowest on a tie.
+    Questions people ask are mostly answerable, so a decline that throws away an answer costs
+    as much as an answer to a question the collection does not hold."""
+    best, best_t = -1.0, 0.5
+    for t in sorted({0.0, *np.round(p, 4).tolist()}):
+        t = float(t) + 1e-6 if t else 0.0
+        acc = float(((p >= t) == (y == 1)).mean())
+        if acc > best + 1e-9:
+            best, best_t = acc, t
+    return best_t
+
+
+def fit_decision(
+    report_path: Path | Sequence[Path], *, min_decline: float | None = None, c: float = 1.0
+) -> dict[str, Any]:
+    """Fit on the calibration answers of one run or several (a case in several: the last)."""
+
+    records: dict[tuple[str, str], Record] = {}
+    for path in [report_path] if isinstance(report_path, Path) else report_path:
+        report = load_report(path)
+        for name, recs in report["records"].items():
+            for r in recs:  # a case in several runs: the last run's answer
+                records[(name, r["case"]["id"])] = Record.from_dict(r)
+    return _fit(list(records.values()), min_decline, c)
+
+
+def _fit(records: list[Record], min_decline: float | None, c: float) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
-    report = load_report(report_path)
-    records = [Record.from_dict(r) for recs in report["records"].values() for r in recs]
     x, y = _answer_rows(records)
     if len(set(y.tolist())) < 2:
         raise ValueError("the run needs answerable and unanswerable calibration questions")
     clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x, y)
     p = clf.predict_proba(x)[:, 1]
-    threshold = _threshold_for_declines(p, y, min_decline)
+    threshold = (
+        _accuracy_threshold(p, y)
+        if min_decline is None
+        else _threshold_for_declines(p, y, min_decline)
+    )
     names = [f.name for f in fields(AnswerFeatures)]
     out: dict[str, Any] = {
         "n": int(len(y)),

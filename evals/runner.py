@@ -93,7 +93,7 @@ def _assistant_output(assistant: Assistant, question: str) -> Output:
         "quoted": answer.quoted,
         "prompt_tokens": answer.prompt_tokens,
         "raw_text": answer.raw_text,
-        "decision": answer.decision,
+        "decision": getattr(answer, "decision", {}),  # older code (a before run) has none
     }
     out.retrieved = list(dict.fromkeys(premise_text(s.title, s.abstract) for s in answer.sources))
     out.passages = [" ".join(s.passages) for s in answer.sources]

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from assistant.answer.citations import claim_numbers, place_marks
 from assistant.answer.decide import (
     ANSWER_THRESHOLD,
@@ -158,13 +160,18 @@ def compose_answer(
     raw_text: str = "",
     claim_similarity: float = 0.0,
     verdict: str | None = None,
+    rules_decisive: bool = False,
+    written_verdict: bool = True,
     part_best: Sequence[tuple[str, int]] = (),
     note: dict[str, Any] | None = None,
 ) -> Composed:
     """The answer to show for a checked model text (see the module docstring).
 
     ``claim_similarity``: the closest supported sentence of the model's text to the question
-    (cosine); ``verdict``: for a yes/no question, the verdict of its finding; ``part_best``:
+    (cosine); ``verdict``: for a yes/no question, the verdict of its finding (the rules', or
+    the verdict judge's), ``rules_decisive``: the rules read it off the terms, and
+    ``written_verdict``: the model's own yes/no, when it wrote one, is the answer's unless none
+    of its sentences is supported and the rules are decisive (see :func:`_yes_no`); ``part_best``:
     each part of the question with the sentence of the best paper that answers it
     (:func:`assistant.answer.evidence.best_for_parts`); ``note``: kept in the decision's record.
     """
@@ -176,19 +183,35 @@ def compose_answer(
     decision: dict[str, Any] = note | {"features": features.to_dict(), "p_answer": round(p, 4)}
     if p < ANSWER_THRESHOLD:
         return declined(verified, decision)
-    if shape.kind == "yesno" and verdict in VERDICT_LEADS:
-        return _yes_no(verified, evidence, verdict, question, decision)
+    if shape.kind == "yesno":
+        said = written_verdict_of(raw_text) if written_verdict else None
+        claims = informative(verified, question)
+        if said is not None and (claims or not rules_decisive or verdict is None):
+            verdict, decision["verdict_from"] = said, "answer"
+        elif verdict in VERDICT_LEADS:
+            decision["verdict_from"] = "finding"
+        if verdict in VERDICT_LEADS:
+            return _yes_no(verified, evidence, verdict, question, decision)
     claims = informative(verified, question)
     top = best_source(evidence)
     if not claims:
         return _floor(top, shape, decision)
-    missing = _not_said(verified, claims, top, shape, question, part_best)
+    missing = _not_said(verified, claims, top, shape, question, part_best, claim_similarity)
     if missing:
         return _with_quotes(verified, top, missing, decision | {"route": "model+quote"})
     return Composed(verified, decision=decision | {"route": "model"})
 
 
 # --- yes/no ---------------------------------------------------------------------------------
+def written_verdict_of(text: str) -> str | None:
+    """The yes/no (``yes``, ``no``, ``mixed`` for "partly") a text opens with, or None."""
+    m = _LEADING_VERDICT.match(text or "")
+    if not m:
+        return None
+    said = m.group(0).strip(" ,.:;!-").lower()
+    return {"partially": "mixed", "partly": "mixed"}.get(said, said)
+
+
 def _yes_no(
     verified: Verified,
     evidence: Sequence[SourceEvidence],
@@ -196,15 +219,12 @@ def _yes_no(
     question: str,
     decision: dict[str, Any],
 ) -> Composed:
-    """The verdict, then the model's checked sentences when they agree with it (its own
-    yes/no, if it wrote one, is the verdict's), else the finding quoted."""
+    """The verdict, then the model's checked sentences when they agree with it (the yes/no
+    its checked text opens with, if any, is the verdict's), else the finding quoted."""
     lead = VERDICT_LEADS[verdict]
     claims = informative(verified, question)
-    model_says = _LEADING_VERDICT.match(verified.text or "")
-    said = model_says.group(0).strip(" ,.:;!-").lower() if model_says else None
-    agrees = said is None or {"partially": "partly"}.get(said, said) == {"mixed": "partly"}.get(
-        verdict, verdict
-    )
+    said = written_verdict_of(verified.text)
+    agrees = said is None or said == verdict
     decision = decision | {"verdict": verdict, "verdict_written": said}
     if claims and agrees:
         body = _LEADING_VERDICT.sub("", verified.text, count=1).strip()
@@ -269,13 +289,27 @@ def _not_said(
     shape: QuestionShape,
     question: str,
     part_best: Sequence[tuple[str, int]],
+    claim_similarity: float = 1.0,
 ) -> list[str]:
     """The sentences of the best paper that hold what was asked and the text does not say:
-    the asked figure when the text gives none, and the answer to each part of the question
-    that the text leaves out (a finding or method, never the aim or background, with
-    something the question itself does not already say)."""
+    the asked figure when the text gives none, the answer to each part of the question that
+    the text leaves out (a finding or method, never the aim or background, with something the
+    question itself does not already say), and, for a question about one thing, the sentence
+    closest to the question (a finding or method) when it is closer than anything the text says (the model wrote
+    around the answer: "what else does it predict?" answered with its accuracy)."""
     said = " ".join(s.text for s in claims)
     out: list[str] = []
+    closest = [
+        i for i in np.argsort(-top.similarity, kind="stable").tolist()
+        if not top.roles or top.roles[i] not in SETUP_ROLES
+    ]  # fmt: skip
+    if (
+        shape.kind == "fact"
+        and closest
+        and float(top.similarity[closest[0]]) > claim_similarity
+        and not covers(said, top.sentences[closest[0]], question)
+    ):
+        out.append(top.sentences[closest[0]])
     if shape.wants_figure and not any(has_figure(s.text) for s in claims):
         out += [q for q in finding_quotes(top, shape) if has_figure(q)]
     if len(part_best) > 1:

@@ -474,6 +474,8 @@ class Assistant:
             raw_text=raw,
             claim_similarity=self._claim_similarity(question, verified),
             verdict=verdicts.get("verdict"),
+            rules_decisive=bool(verdicts.get("rules_decisive")),
+            written_verdict=self.settings.verdict_judge == "answer",
             part_best=parts,
             note=base | verdicts,
         )
@@ -486,7 +488,7 @@ class Assistant:
         vecs = self.embed([question, *claims])
         return float((vecs[1:] @ vecs[0]).max())
 
-    def _verdicts(self, turn: _Turn) -> dict[str, str | None]:
+    def _verdicts(self, turn: _Turn) -> dict[str, str | bool | None]:
         t = time.perf_counter()
         judge = self.llm if self.settings.verdict_judge == "model" else None
         out = finding_verdicts(turn.standalone, turn.evidence, judge)

@@ -22,7 +22,7 @@ import re
 
 from assistant.text import content_terms
 
-__all__ = ["negated", "negated_terms", "direction", "rule_verdict", "opposes"]
+__all__ = ["decisive", "negated", "negated_terms", "direction", "rule_verdict", "opposes"]
 
 _NEGATION = re.compile(
     r"\b(?:not|no|never|neither|nor|none|cannot|without|unable|lack(?:s|ed|ing)?|absence|"
@@ -141,6 +141,13 @@ def rule_verdict(question: str, finding: str) -> str:
     if _flipped(question, finding):
         disagree = not disagree
     return "no" if disagree else "yes"
+
+
+def decisive(question: str, finding: str) -> bool:
+    """Whether :func:`rule_verdict` reads its verdict off the terms themselves (a term they
+    share denied in one of them only, or a direction the other way) rather than off the parity
+    of their negations alone: the verdicts the rules get right most often."""
+    return _scoped_disagreement(question, finding) is not None or _flipped(question, finding)
 
 
 MIN_SHARED_TERMS = 3

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 
 from assistant.answer.evidence import SourceEvidence
-from assistant.answer.polarity import rule_verdict
+from assistant.answer.polarity import decisive, rule_verdict
 from assistant.errors import LLMError
 from assistant.llm.base import ChatModel
 from assistant.prompts import load_prompt
@@ -55,16 +55,21 @@ def model_verdict(llm: ChatModel, question: str, finding: str, system: str) -> s
 
 def finding_verdicts(
     question: str, evidence: Sequence[SourceEvidence], judge: ChatModel | None
-) -> dict[str, str | None]:
+) -> dict[str, str | bool | None]:
     """The verdict the best paper's finding gives a yes/no question (``verdict``): the
     ``judge`` model's reading of it when there is a judge and it gives one, else the rules'
     (:func:`assistant.answer.polarity.rule_verdict`); both readings are kept for the record
-    (``verdict_rules``, ``verdict_model``). Empty without a finding."""
+    (``verdict_rules``, ``verdict_model``), with whether the rules read it off the terms
+    (``rules_decisive``, :func:`assistant.answer.polarity.decisive`). Empty without a
+    finding."""
     top = max(evidence, key=lambda ev: ev.best_score) if evidence else None
     if top is None or top.best_finding() < 0:
         return {}
     finding = top.sentences[top.best_finding()]
-    out: dict[str, str | None] = {"verdict_rules": rule_verdict(question, finding)}
+    out: dict[str, str | bool | None] = {
+        "verdict_rules": rule_verdict(question, finding),
+        "rules_decisive": decisive(question, finding),
+    }
     if judge is not None:
         system = load_prompt("system").render()
         out["verdict_model"] = model_verdict(judge, question, finding, system)
