@@ -42,6 +42,7 @@ import platform
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -55,6 +56,7 @@ __all__ = [
     "NOT_RUN",
     "PACKAGES",
     "StepFailed",
+    "in_work_dir",
     "child_env",
     "run_child",
     "exit_on_sigterm",
@@ -358,3 +360,13 @@ def log(msg: str) -> None:
     """A progress line on stderr (the report goes to files and stdout)."""
     sys.stderr.write(msg + "\n")
     sys.stderr.flush()
+
+
+def in_work_dir(work: Path | None, prefix: str, run: Callable[[Path], Any]) -> Any:
+    """``run(folder)`` in ``work`` (created; kept, so a rerun can go on from it), or in a
+    temporary folder removed afterwards."""
+    if work:
+        work.mkdir(parents=True, exist_ok=True)
+        return run(work)
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        return run(Path(tmp))

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ if str(REPO_ROOT) not in sys.path:
 from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
     exit_on_sigterm,
+    in_work_dir,
     log,
     machine_info,
     parse_choices,
@@ -248,12 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         args.result.write_text(json.dumps(result))
         return 0
     exit_on_sigterm()
-    if args.work:
-        args.work.mkdir(parents=True, exist_ok=True)
-        report = run_benchmark(args, args.work)
-    else:
-        with tempfile.TemporaryDirectory(prefix="query-bench-") as tmp:
-            report = run_benchmark(args, Path(tmp))
+    report = in_work_dir(args.work, "query-bench-", lambda work: run_benchmark(args, work))
     print(markdown(report))
     return 0
 

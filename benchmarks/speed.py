@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ if str(REPO_ROOT) not in sys.path:
 from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
     exit_on_sigterm,
+    in_work_dir,
     log,
     machine_info,
     run_child,
@@ -202,12 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.build) < 2:
         parser.error("give at least two --build NAME=PATH")
     exit_on_sigterm()
-    if args.work:
-        args.work.mkdir(parents=True, exist_ok=True)
-        report = run_benchmark(args, args.work)
-    else:
-        with tempfile.TemporaryDirectory(prefix="speed-bench-") as tmp:
-            report = run_benchmark(args, Path(tmp))
+    report = in_work_dir(args.work, "speed-bench-", lambda work: run_benchmark(args, work))
     print(markdown(report))
     return 0
 

@@ -187,9 +187,7 @@ class PaperRetriever(BaseRetriever):
         callback_manager: CallbackManager | None = None,
     ) -> None:
         super().__init__(callback_manager=callback_manager)
-        self._assistant = assistant
-        self._top_k = top_k
-        self._where = to_where(filters)
+        self._assistant, self._top_k, self._where = assistant, top_k, to_where(filters)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         sources = self._assistant.retrieve(
@@ -214,9 +212,7 @@ class AssistantQueryEngine(BaseQueryEngine):
         callback_manager: CallbackManager | None = None,
     ) -> None:
         super().__init__(callback_manager=callback_manager)
-        self._assistant = assistant
-        self._top_k = top_k
-        self._where = to_where(filters)
+        self._assistant, self._top_k, self._where = assistant, top_k, to_where(filters)
 
     def _get_prompt_modules(self) -> dict[str, Any]:
         return {}
