@@ -124,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     ver.add_argument("--split", choices=["all", "calibration", "validation"], default="calibration")
     add_setting_flags(ver, "eval")  # --preset
     ver.add_argument("--out", type=Path, default=Path("evals") / "results")
+    goals = sub.add_parser("goals", help="the answer goals, before against after, as a table")
+    goals.add_argument("before", type=Path, help="report.json (or its folder) before")
+    goals.add_argument("after", type=Path, help="report.json (or its folder) after")
     cmp = sub.add_parser("compare", help="print the metric differences of two reports")
     cmp.add_argument("a", type=Path, help="report.json (or its folder) of run A")
     cmp.add_argument("b", type=Path, help="report.json (or its folder) of run B")
@@ -247,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_guarded(lambda: _fit_roles(args))
     if args.command == "fit-decision":
         return run_guarded(lambda: _fit_decision(args))
+    if args.command == "goals":
+        from .goals import goals_table
+
+        return run_guarded(lambda: print(goals_table(args.before, args.after)) or 0)
     if args.command == "verdicts":
         setup_logging()
         return run_guarded(lambda: _verdicts(args))
