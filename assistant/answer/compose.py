@@ -64,7 +64,7 @@ _TITLE_GLUE = frozenset(
     investigate investigates explore explores examine examines address addresses focus
     focuses discuss discusses describe describes analyse analyses analyze analyzes""".split()
 )
-_LEADING_VERDICT = re.compile(r"^\s*(?:yes|no|partly|partially)\b[\s,.:;!-]*", re.IGNORECASE)
+_LEADING_VERDICT = re.compile(r"^\s*(yes|no|partly|partially)\b[\s,.:;!-]*", re.IGNORECASE)
 
 
 @dataclass
@@ -208,7 +208,7 @@ def written_verdict_of(text: str) -> str | None:
     m = _LEADING_VERDICT.match(text or "")
     if not m:
         return None
-    said = m.group(0).strip(" ,.:;!-").lower()
+    said = m.group(1).lower()
     return {"partially": "mixed", "partly": "mixed"}.get(said, said)
 
 

@@ -27,6 +27,7 @@ from assistant.answer.conversation import (
     refers_back,
     reusable_sources,
 )
+from assistant.answer.decide import ANSWER_THRESHOLD, answer_features, answer_probability
 from assistant.answer.evidence import (
     Assessment,
     PassagePlan,
@@ -38,7 +39,7 @@ from assistant.answer.evidence import (
 )
 from assistant.answer.question import QuestionShape, question_shape
 from assistant.answer.retrieval import HybridRetriever, Reranker
-from assistant.answer.several import per_paper, per_side, side_papers
+from assistant.answer.several import per_paper, per_side, side_papers, side_similarity
 from assistant.answer.verdict import finding_verdicts
 from assistant.answer.verify import NO_ANSWER_TEXT, verify_answer
 from assistant.errors import QuestionError
@@ -456,12 +457,17 @@ class Assistant:
         shape, evidence, question = turn.shape, turn.evidence, turn.standalone
         assert shape is not None
         base: dict[str, Any] = {"kind": shape.kind}
+        claim_similarity = self._claim_similarity(question, verified)
+        p = answer_probability(answer_features(verified, evidence, shape, claim_similarity, raw))
+        if p < ANSWER_THRESHOLD:  # declined, whatever the kind (_compose needs evidence)
+            return compose_answer(verified, evidence, shape, question=question, raw_text=raw,
+                                  claim_similarity=claim_similarity, note=base)  # fmt: skip
         if shape.kind == "multi" and len(evidence) > 1:
             listed = per_paper(verified, evidence, shape, question, base)
             if listed is not None:
                 return listed
         if shape.kind == "compare" and len(shape.sides) == 2 and len(evidence) > 1:
-            sides = side_papers(self._side_similarity(shape.sides, evidence))
+            sides = side_papers(side_similarity(shape.sides, evidence, self.embed))
             if any(i is not None for i in sides) and len(set(sides)) == len(sides):
                 return per_side(verified, evidence, shape, question, sides, base)
         verdicts = self._verdicts(turn) if shape.kind == "yesno" else {}
@@ -472,7 +478,7 @@ class Assistant:
             shape,
             question=question,
             raw_text=raw,
-            claim_similarity=self._claim_similarity(question, verified),
+            claim_similarity=claim_similarity,
             verdict=verdicts.get("verdict"),
             rules_decisive=bool(verdicts.get("rules_decisive")),
             written_verdict=self.settings.verdict_judge == "answer",
@@ -494,20 +500,6 @@ class Assistant:
         out = finding_verdicts(turn.standalone, turn.evidence, judge)
         if judge is not None and out:
             turn.timings["verdict"] = time.perf_counter() - t
-        return out
-
-    def _side_similarity(
-        self, sides: Sequence[str], evidence: Sequence[SourceEvidence]
-    ) -> list[list[float]]:
-        """[side][paper]: how close each paper comes to each side's description (its title or
-        its closest sentence; the sentences are cached from scoring)."""
-        out = []
-        for side in sides:
-            row = []
-            for ev in evidence:
-                vecs = self.embed([side, ev.source.title, *ev.sentences])
-                row.append(float((vecs[1:] @ vecs[0]).max()))
-            out.append(row)
         return out
 
     def _with_side_papers(

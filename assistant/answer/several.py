@@ -15,7 +15,7 @@ one finding per side.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from assistant.answer.citations import place_marks
@@ -33,7 +33,7 @@ from assistant.answer.question import QuestionShape, excluded
 from assistant.answer.verify import Verified
 from assistant.types import Citation, SentenceCheck
 
-__all__ = ["per_paper", "per_side", "SIDE_MIN_SIMILARITY"]
+__all__ = ["per_paper", "per_side", "side_papers", "side_similarity", "SIDE_MIN_SIMILARITY"]
 
 SIDE_MIN_SIMILARITY = 0.35
 """How close a paper must come to a side's description (cosine with its title or best
@@ -176,3 +176,18 @@ def per_side(
         quoted=any_quote,
         decision=decision | {"route": "per-side"},
     )
+
+
+def side_similarity(
+    sides: Sequence[str], evidence: Sequence[SourceEvidence], embed: Callable[[list[str]], Any]
+) -> list[list[float]]:
+    """[side][paper]: how close each paper comes to each side's description (its title or
+    its closest sentence; the sentences are cached from scoring)."""
+    out = []
+    for side in sides:
+        row = []
+        for ev in evidence:
+            vecs = embed([side, ev.source.title, *ev.sentences])
+            row.append(float((vecs[1:] @ vecs[0]).max()))
+        out.append(row)
+    return out
