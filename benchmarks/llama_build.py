@@ -69,7 +69,9 @@ def rag_messages(model: Any, target_tokens: int) -> list[dict[str, str]]:
             {"role": "system", "content": system},
             {
                 "role": "user",
-                "content": answer.render(sources="\n".join(blocks), question=QUESTION),
+                "content": answer.render(
+                    sources="\n".join(blocks), question=QUESTION, instruction=""
+                ),
             },
         ]
         if model.count_message_tokens(messages) >= target_tokens:

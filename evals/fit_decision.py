@@ -78,13 +78,15 @@ def _accuracy_threshold(p: np.ndarray, y: np.ndarray) -> float:
     """The threshold that decides the most calibration questions right (answerable answered,
     unanswerable declined), at the calibration half's own mix of the two; the lowest on a tie.
     Questions people ask are mostly answerable, so a decline that throws away an answer costs
-    as much as an answer to a question the collection does not hold."""
+    as much as an answer to a question the collection does not hold. Candidates lie halfway
+    between neighbouring probabilities, so that rounding the threshold moves no question."""
+    values = np.unique(p)
+    candidates = [0.0, *((values[1:] + values[:-1]) / 2).tolist(), float(values[-1]) + 1e-3]
     best, best_t = -1.0, 0.5
-    for t in sorted({0.0, *np.round(p, 4).tolist()}):
-        t = float(t) + 1e-6 if t else 0.0
+    for t in candidates:
         acc = float(((p >= t) == (y == 1)).mean())
         if acc > best + 1e-9:
-            best, best_t = acc, t
+            best, best_t = acc, float(t)
     return best_t
 
 

@@ -269,9 +269,22 @@ def finding_quotes(ev: SourceEvidence, shape: QuestionShape, *, limit: int = 2) 
     return [ev.sentences[i] for i in sorted(picked)]
 
 
+def closest_usable(ev: SourceEvidence) -> int:
+    """The sentence closest to the question that is not the study's aim or background (-1
+    for none)."""
+    order = np.argsort(-ev.similarity, kind="stable").tolist()
+    return next((i for i in order if not ev.roles or ev.roles[i] not in SETUP_ROLES), -1)
+
+
 def _floor(top: SourceEvidence, shape: QuestionShape, decision: dict[str, Any]) -> Composed:
-    """The best finding, quoted and cited; with the title when the question asks which paper."""
+    """The best finding, quoted and cited, after the sentence closest to the question when that
+    is another (a method: "which method uses X?"); with the title when the question asks
+    which paper."""
     quotes = finding_quotes(top, shape)
+    closest, first = closest_usable(top), top.best_finding()
+    if closest >= 0 and top.sentences[closest] not in quotes and first >= 0:
+        if float(top.similarity[closest]) > float(top.similarity[first]):
+            quotes = sorted({top.sentences[closest], top.sentences[first]}, key=top.sentences.index)
     lead = f"The paper is “{top.source.title}” [1]. " if shape.asks_paper else ""
     text = f"{lead}{QUOTE_LEAD} {quote_line(quotes, 1)}"
     checks = [SentenceCheck(q, True, [1], 1.0, [], quoted=True) for q in quotes]
@@ -299,17 +312,14 @@ def _not_said(
     around the answer: "what else does it predict?" answered with its accuracy)."""
     said = " ".join(s.text for s in claims)
     out: list[str] = []
-    closest = [
-        i for i in np.argsort(-top.similarity, kind="stable").tolist()
-        if not top.roles or top.roles[i] not in SETUP_ROLES
-    ]  # fmt: skip
+    closest = closest_usable(top)
     if (
         shape.kind == "fact"
-        and closest
-        and float(top.similarity[closest[0]]) > claim_similarity
-        and not covers(said, top.sentences[closest[0]], question)
+        and closest >= 0
+        and float(top.similarity[closest]) > claim_similarity
+        and not covers(said, top.sentences[closest], question)
     ):
-        out.append(top.sentences[closest[0]])
+        out.append(top.sentences[closest])
     if shape.wants_figure and not any(has_figure(s.text) for s in claims):
         out += [q for q in finding_quotes(top, shape) if has_figure(q)]
     if len(part_best) > 1:

@@ -52,7 +52,7 @@ ANSWER_WEIGHTS = {
     "refused": 0.0,
 }
 ANSWER_BIAS = -2.452
-ANSWER_THRESHOLD = 0.2866
+ANSWER_THRESHOLD = 0.2957
 PAPER_WEIGHTS = {
     "finding_similarity": 0.523,
     "relative": 0.024,

@@ -68,7 +68,13 @@ _COMPARE = re.compile(
     r"|^\s*how (?:do|does|did)\b[^?]+\b(?:differ|compare)\b",
     re.IGNORECASE,
 )
-_ASKS_PAPER = re.compile(r"\b(?:which|what) (?:paper|study|work|article|publication)\b", re.I)
+_ASKS_PAPER = re.compile(
+    r"^\W*which (?:[\w-]+ ){0,2}(?:paper|study|work|article|publication|method|model|"
+    r"approach|technique|framework|algorithm|architecture|system)s?\b(?! (?:is|are|do|does)\b)"
+    r"|\b(?:which|what) (?:paper|study|work|article|publication)\b",
+    re.I,
+)
+"""A question that asks which paper (or which method, model, approach...: named by a paper)."""
 _SECOND_ASK = re.compile(
     r"(?:,|;|\band\b)\s+(?:\w+\s+){0,2}?(?:what|which|how|who|where|when|why|whether|does|do|"
     r"did|is|are)\b",
