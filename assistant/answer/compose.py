@@ -31,6 +31,7 @@ import numpy as np
 from assistant.answer.citations import claim_numbers, place_marks
 from assistant.answer.decide import (
     ANSWER_THRESHOLD,
+    AnswerFeatures,
     answer_features,
     answer_probability,
     best_source,
@@ -164,6 +165,7 @@ def compose_answer(
     written_verdict: bool = True,
     part_best: Sequence[tuple[str, int]] = (),
     note: dict[str, Any] | None = None,
+    features: AnswerFeatures | None = None,
 ) -> Composed:
     """The answer to show for a checked model text (see the module docstring).
 
@@ -173,12 +175,14 @@ def compose_answer(
     ``written_verdict``: the model's own yes/no, when it wrote one, is the answer's unless none
     of its sentences is supported and the rules are decisive (see :func:`_yes_no`); ``part_best``:
     each part of the question with the sentence of the best paper that answers it
-    (:func:`assistant.answer.evidence.best_for_parts`); ``note``: kept in the decision's record.
+    (:func:`assistant.answer.evidence.best_for_parts`); ``note``: kept in the decision's record;
+    ``features``: the decision's features when the caller has them already.
     """
     note = dict(note or {})
     if not evidence:
         return declined(verified, note | {"p_answer": 0.0})
-    features = answer_features(verified, evidence, shape, claim_similarity, raw_text)
+    if features is None:
+        features = answer_features(verified, evidence, shape, claim_similarity, raw_text)
     p = answer_probability(features)
     decision: dict[str, Any] = note | {"features": features.to_dict(), "p_answer": round(p, 4)}
     if p < ANSWER_THRESHOLD:

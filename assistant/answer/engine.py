@@ -458,10 +458,11 @@ class Assistant:
         assert shape is not None
         base: dict[str, Any] = {"kind": shape.kind}
         claim_similarity = self._claim_similarity(question, verified)
-        p = answer_probability(answer_features(verified, evidence, shape, claim_similarity, raw))
-        if p < ANSWER_THRESHOLD:  # declined, whatever the kind (_compose needs evidence)
+        features = answer_features(verified, evidence, shape, claim_similarity, raw)
+        if answer_probability(features) < ANSWER_THRESHOLD:  # declined, whatever the kind
             return compose_answer(verified, evidence, shape, question=question, raw_text=raw,
-                                  claim_similarity=claim_similarity, note=base)  # fmt: skip
+                                  claim_similarity=claim_similarity, note=base,
+                                  features=features)  # fmt: skip
         if shape.kind == "multi" and len(evidence) > 1:
             listed = per_paper(verified, evidence, shape, question, base)
             if listed is not None:
@@ -484,6 +485,7 @@ class Assistant:
             written_verdict=self.settings.verdict_judge == "answer",
             part_best=parts,
             note=base | verdicts,
+            features=features,
         )
 
     def _claim_similarity(self, question: str, verified: Any) -> float:
