@@ -52,13 +52,15 @@ NOTES = [
     "quotes or cites as evidence, the share whose hand-labelled role "
     "(evals/data/sentence_roles.jsonl) is a result or conclusion / an aim or background. "
     "no_unrelated_cited: a multi-paper or comparison answer cites no paper outside the gold "
-    "set. Latency: wall time of one answer.",
+    "set. quote_adds_fact: of the answers that append a quote of the abstract after the "
+    "model's text, the share where the quote holds a key fact the text lacks. Latency: wall "
+    "time of one answer.",
 ]
 LOWER_IS_BETTER = {"false_decline_rate", "evidence_is_aim_or_background"}
 RETRIEVAL_METRICS = ("hit@1", "hit@5", "hit@10", "mrr", "ndcg@10")
 METRICS = (
     *RETRIEVAL_METRICS,
-    *("key_fact_recall", "evidence_recall", "gold_cited", "all_gold_cited"),
+    *("key_fact_recall", "evidence_recall", "quote_adds_fact", "gold_cited", "all_gold_cited"),
     *("no_unrelated_cited", "states_verdict", "verdict_agrees"),
     *("evidence_is_finding", "evidence_is_aim_or_background"),
     *("citation_recall", "citation_precision", "faithfulness"),
@@ -200,6 +202,7 @@ def _metric_rows(agg: dict[str, Any], systems: list[str]) -> list[str]:
 BY_TYPE_METRICS = (
     "key_fact_recall",
     "evidence_recall",
+    "quote_adds_fact",
     "verdict_agrees",
     "states_verdict",
     "evidence_is_finding",

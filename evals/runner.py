@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 
+from assistant.answer.compose import QUOTE_LEAD
 from assistant.answer.engine import Assistant
 from assistant.errors import AssistantError, InputError, LLMUnavailableError
 from assistant.index.embeddings import Embedder, load_embedder
@@ -156,6 +157,12 @@ def _answer_scores(out: Output, case: Case, roles: RoleIndex) -> dict[str, float
     scores["key_fact_recall"] = M.key_fact_recall(out.text, facts) if facts else M.NAN
     # Was the sentence holding each key fact sent to the model at all?
     scores["evidence_recall"] = M.key_fact_recall(" ".join(out.passages), facts) if facts else M.NAN
+    # A quote appended after the model's text: did it add a key fact the text lacked?
+    head, lead, _ = (out.text or "").partition(f"\n\n{QUOTE_LEAD.rstrip(':')}")
+    if facts and lead and head.strip():
+        scores["quote_adds_fact"] = float(
+            scores["key_fact_recall"] > M.key_fact_recall(head, facts)
+        )
     cited = set(out.cited)
     scores["gold_cited"] = len(gold & cited) / len(gold) if gold else M.NAN
     scores["all_gold_cited"] = float(gold <= cited) if gold else M.NAN

@@ -176,6 +176,23 @@ def test_a_quote_is_added_only_for_what_was_asked_and_not_said(ask) -> None:
     assert not answer.quoted and QUOTE_LEAD not in answer.text
 
 
+HARD_Q = (
+    "Which benchmark datasets were used to evaluate mini-batch training that focuses on hard "
+    "samples with high loss?"
+)
+
+
+def test_what_was_asked_is_quoted_when_the_model_writes_around_it(ask) -> None:
+    # asked for the datasets, the model gives a result: supported, and not the answer. The
+    # quote is the sentence that holds what the question asks beyond the paper's topic (the
+    # datasets), not the result that restates the topic most closely
+    reply = "The proposed method generalizes in 26.47% fewer epochs than mini-batch training [1]."
+    answer, _ = ask(HARD_Q, reply)
+    assert answer.answerable and answer.decision["route"] == "model+quote", answer.decision
+    quote = answer.text.split(QUOTE_LEAD, 1)[1]
+    assert "CIFAR-10, CIFAR-100, and STL-10" in quote, answer.text
+
+
 def test_the_markdown_export_shows_the_evidence(ask) -> None:
     reply = "Adding gradient noise gives a 72% relative reduction in error rate [1]."
     answer, _ = ask(NOISE_Q, reply)

@@ -199,7 +199,7 @@ def compose_answer(
     claims = informative(verified, question)
     top = best_source(evidence)
     if not claims:
-        return _floor(top, shape, decision)
+        return _floor(top, shape, decision, question)
     missing = _not_said(verified, claims, top, shape, question, part_best, claim_similarity)
     if missing:
         return _with_quotes(verified, top, missing, decision | {"route": "model+quote"})
@@ -273,21 +273,51 @@ def finding_quotes(ev: SourceEvidence, shape: QuestionShape, *, limit: int = 2) 
     return [ev.sentences[i] for i in sorted(picked)]
 
 
-def closest_usable(ev: SourceEvidence) -> int:
-    """The sentence closest to the question that is not the study's aim or background (-1
-    for none)."""
-    order = np.argsort(-ev.similarity, kind="stable").tolist()
+ASK_WEIGHT = 0.5
+"""Weight of the share of the question's own ask (:func:`ask_terms`) a sentence contains, in
+:func:`ask_score` (cosine similarity weighs 1)."""
+
+
+def ask_terms(question: str, title: str) -> set[str]:
+    """The term keys of what the question asks beyond the paper's topic: its terms less those
+    of the paper's title ("what match data was used to train and evaluate a draft
+    recommender for battle arena games?" asks for "match data", "train", "evaluate"); all its
+    terms when the title holds them all."""
+    keys = term_keys(question)
+    return (keys - term_keys(title)) or keys
+
+
+def ask_share(ask: set[str], text: str) -> float:
+    return len(ask & term_keys(text)) / len(ask) if ask else 0.0
+
+
+def ask_score(ev: SourceEvidence, question: str) -> np.ndarray:
+    """How well each sentence answers what the question asks: its cosine with the question,
+    plus ASK_WEIGHT times the share of the question's ask it holds. The cosine alone favours
+    the sentences that restate the paper's topic, as the question does."""
+    ask = ask_terms(question, ev.source.title)
+    return ev.similarity + ASK_WEIGHT * np.array([ask_share(ask, x) for x in ev.sentences])
+
+
+def closest_usable(ev: SourceEvidence, question: str = "") -> int:
+    """The sentence that best answers what the question asks (:func:`ask_score`; the closest
+    to the question without one) and is not the study's aim or background (-1 for none)."""
+    score = ask_score(ev, question) if question else ev.similarity
+    order = np.argsort(-score, kind="stable").tolist()
     return next((i for i in order if not ev.roles or ev.roles[i] not in SETUP_ROLES), -1)
 
 
-def _floor(top: SourceEvidence, shape: QuestionShape, decision: dict[str, Any]) -> Composed:
+def _floor(
+    top: SourceEvidence, shape: QuestionShape, decision: dict[str, Any], question: str = ""
+) -> Composed:
     """The best finding, quoted and cited, after the sentence closest to the question when that
     is another (a method: "which method uses X?"); with the title when the question asks
     which paper."""
     quotes = finding_quotes(top, shape)
-    closest, first = closest_usable(top), top.best_finding()
+    closest, first = closest_usable(top, question), top.best_finding()
     if closest >= 0 and top.sentences[closest] not in quotes and first >= 0:
-        if float(top.similarity[closest]) > float(top.similarity[first]):
+        score = ask_score(top, question) if question else top.similarity
+        if float(score[closest]) > float(score[first]):
             quotes = sorted({top.sentences[closest], top.sentences[first]}, key=top.sentences.index)
     lead = f"The paper is “{top.source.title}” [1]. " if shape.asks_paper else ""
     text = f"{lead}{QUOTE_LEAD} {quote_line(quotes, 1)}"
@@ -311,16 +341,20 @@ def _not_said(
     """The sentences of the best paper that hold what was asked and the text does not say:
     the asked figure when the text gives none, the answer to each part of the question that
     the text leaves out (a finding or method, never the aim or background, with something the
-    question itself does not already say), and, for a question about one thing, the sentence
-    closest to the question (a finding or method) when it is closer than anything the text says (the model wrote
-    around the answer: "what else does it predict?" answered with its accuracy)."""
+    question itself does not already say, holding more of what the part asks than the text
+    does), and, for a question about one thing, the sentence
+    that best answers what it asks (:func:`ask_score`; a finding or method) when it answers it
+    better than anything the text says (the model wrote around the answer: "what else does it
+    predict?" answered with its accuracy, "what data was it trained on?" with its results)."""
     said = " ".join(s.text for s in claims)
     out: list[str] = []
-    closest = closest_usable(top)
+    closest = closest_usable(top, question)
+    ask = ask_terms(question, top.source.title)
     if (
         shape.kind == "fact"
         and closest >= 0
-        and float(top.similarity[closest]) > claim_similarity
+        and float(ask_score(top, question)[closest])
+        > claim_similarity + ASK_WEIGHT * ask_share(ask, said)
         and not covers(said, top.sentences[closest], question)
     ):
         out.append(top.sentences[closest])
@@ -331,8 +365,11 @@ def _not_said(
             sentence = top.sentences[i]
             if top.roles and top.roles[i] in SETUP_ROLES:
                 continue
-            if not covers(said, sentence, question) and (
-                not question_shape(part).wants_figure or has_figure(sentence)
+            part_ask = ask_terms(part, top.source.title)
+            if (
+                not covers(said, sentence, question)
+                and ask_share(part_ask, sentence) > ask_share(part_ask, said)
+                and (not question_shape(part).wants_figure or has_figure(sentence))
             ):
                 out.append(sentence)
     return [q for q in dict.fromkeys(out) if quoted(q) not in verified.text]

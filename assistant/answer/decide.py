@@ -28,6 +28,7 @@ from assistant.answer.citations import is_refusal
 from assistant.answer.evidence import SourceEvidence, has_figure, source_text
 from assistant.answer.question import QuestionShape, coverage_gaps
 from assistant.answer.verify import Verified
+from assistant.text import content_terms
 
 __all__ = [
     "ANSWER_THRESHOLD",
@@ -142,13 +143,32 @@ class PaperFeatures:
     cited: float
     """1 when a supported sentence of the model's text cites the paper."""
     gap_share: float
+    best_similarity: float = 0.0
+    """The paper's sentence closest to the question, whatever its role."""
+    term_share: float = 0.0
+    """The share of the question's own terms (beyond "which papers ... find") that the paper's
+    title and abstract contain: a paper that shares only a topic word with the question
+    contains few of them."""
 
     def to_dict(self) -> dict[str, float]:
         return {k: round(v, 4) for k, v in asdict(self).items()}
 
 
+_LIST_WORDS = content_terms("find finds found each list report reports describe")
+
+
+def term_share(question: str, text: str) -> float:
+    """The share of the question's content terms (stems, less the words every question about
+    several papers uses) that ``text`` contains."""
+    asked = content_terms(question) - _LIST_WORDS
+    return len(asked & content_terms(text)) / len(asked) if asked else 0.0
+
+
 def paper_features(
-    evidence: Sequence[SourceEvidence], shape: QuestionShape, cited: set[int]
+    evidence: Sequence[SourceEvidence],
+    shape: QuestionShape,
+    cited: set[int],
+    question: str = "",
 ) -> list[PaperFeatures]:
     """The features of each paper for a question about several papers (``cited``: indexes
     of the papers a supported sentence cites)."""
@@ -163,6 +183,8 @@ def paper_features(
             relative=sim - top,
             cited=float(i in cited),
             gap_share=gap_share(shape, source_text(ev.source)),
+            best_similarity=float(ev.similarity.max()) if len(ev.similarity) else 0.0,
+            term_share=term_share(question, source_text(ev.source)),
         )
         for i, (ev, sim) in enumerate(zip(evidence, sims, strict=True))
     ]

@@ -84,7 +84,7 @@ def per_paper(
     said = _said_per_paper(verified, question)
     by_number = {c.number: c for c in verified.citations}
     cited = {i for i, ev in enumerate(evidence) if ev.source.paper_id in said}
-    features = paper_features(evidence, shape, cited)
+    features = paper_features(evidence, shape, cited, question)
     probs = [paper_probability(f) for f in features]
     keep = [
         i
