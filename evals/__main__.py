@@ -125,8 +125,14 @@ def _parser() -> argparse.ArgumentParser:
     add_setting_flags(ver, "eval")  # --preset
     ver.add_argument("--out", type=Path, default=Path("evals") / "results")
     goals = sub.add_parser("goals", help="the answer goals, before against after, as a table")
-    goals.add_argument("before", type=Path, help="report.json (or its folder) before")
-    goals.add_argument("after", type=Path, help="report.json (or its folder) after")
+    goals.add_argument(
+        "reports", type=Path, nargs="+", help="report.json (or its folder), one per column"
+    )
+    goals.add_argument(
+        "--labels",
+        default="",
+        help='comma-separated column names (default "before,after" for two reports)',
+    )
     cmp = sub.add_parser("compare", help="print the metric differences of two reports")
     cmp.add_argument("a", type=Path, help="report.json (or its folder) of run A")
     cmp.add_argument("b", type=Path, help="report.json (or its folder) of run B")
@@ -253,7 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "goals":
         from .goals import goals_table
 
-        return run_guarded(lambda: print(goals_table(args.before, args.after)) or 0)
+        labels = (
+            args.labels.split(",")
+            if args.labels
+            else ["before", "after"]
+            if len(args.reports) == 2
+            else [p.name for p in args.reports]
+        )
+        return run_guarded(lambda: print(goals_table(args.reports, labels)) or 0)
     if args.command == "verdicts":
         setup_logging()
         return run_guarded(lambda: _verdicts(args))

@@ -2,6 +2,7 @@
 from two reports, each goal with its target, the two values and how many cases scored it.
 
     python -m evals goals out/evals/before out/evals/after
+    python -m evals goals A B C --labels "before,after,after (all)"
 
 Multi-paper and comparison questions are pooled (weighted by the cases each scored); time to
 first token is over the questions where the model was called.
@@ -9,9 +10,11 @@ first token is over the questions where the model was called.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from assistant.errors import InputError
 
 from .report import load_report
 
@@ -82,6 +85,11 @@ GOALS: list[tuple[str, str, Callable[[dict], tuple]]] = [
         ">= 0.85",
         _pooled("sample", "no_unrelated_cited", ("multi", "compare")),
     ),  # fmt: skip
+    (
+        "fact: an appended quote adds a key fact the text lacks",
+        "",
+        _metric("sample", "quote_adds_fact", "fact"),
+    ),  # fmt: skip
     ("first token p50, s (sample)", "no worse", _first_token("sample")),
     ("first token p50, s (SciFact)", "no worse", _first_token("scifact")),
 ]
@@ -96,12 +104,18 @@ def _cell(value: float | None, n: int) -> str:
     return "–" if value is None else f"{value:.3f} ({n})" if n else f"{value:.3f}"
 
 
-def goals_table(before: Path, after: Path) -> str:
-    a, b = load_report(before), load_report(after)
+def goals_table(reports: Sequence[Path], labels: Sequence[str] = ("before", "after")) -> str:
+    """One column per report (``labels`` name them; "before", "after" for two)."""
+    if len(labels) != len(reports):
+        raise InputError(
+            f"--labels: {len(reports)} reports need {len(reports)} labels, got {len(labels)}"
+        )
+    columns = [goal_values(load_report(path)) for path in reports]
     rows = [
-        "| goal | target | before | after |",
-        "|---|---|---:|---:|",
+        "| goal | target | " + " | ".join(labels) + " |",
+        "|---|---|" + "---:|" * len(labels),
     ]
-    for (name, target, va, na), (_, _, vb, nb) in zip(goal_values(a), goal_values(b), strict=True):
-        rows.append(f"| {name} | {target} | {_cell(va, na)} | {_cell(vb, nb)} |")
+    for i, (name, target, *_) in enumerate(columns[0]):
+        cells = " | ".join(_cell(col[i][2], col[i][3]) for col in columns)
+        rows.append(f"| {name} | {target} | {cells} |")
     return "\n".join(rows) + "\n\n(in brackets: the cases that scored it)\n"

@@ -213,6 +213,26 @@ def test_compare_prints_differences(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "missing")]) != 0
 
 
+def test_the_goals_table_has_one_column_per_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = Path(__file__).parent.parent / "evals" / "results" / "answers-issue20"
+    before, after = results / "validation-before", results / "validation-after"
+    assert main(["goals", str(before), str(after)]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0] == "| goal | target | before | after |"
+    row = next(x for x in table.splitlines() if x.startswith("| yes/no verdict agrees (sample)"))
+    before_value = load_json(before)["aggregates"]["sample"]["assistant"]["metrics"]
+    assert row.split(" | ")[2].startswith(f"{before_value['verdict_agrees']:.3f}")
+    assert main(["goals", str(before), str(after), str(after), "--labels", "a,b,c"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "| goal | target | a | b | c |"
+    assert main(["goals", str(before), str(after), "--labels", "only-one"]) != 0
+
+
+def load_json(folder: Path) -> Any:
+    return json.loads((folder / "report.json").read_text(encoding="utf-8"))
+
+
 # --- the smoke run --------------------------------------------------------------------------
 
 
