@@ -341,8 +341,7 @@ def _not_said(
     """The sentences of the best paper that hold what was asked and the text does not say:
     the asked figure when the text gives none, the answer to each part of the question that
     the text leaves out (a finding or method, never the aim or background, with something the
-    question itself does not already say, holding more of what the part asks than the text
-    does), and, for a question about one thing, the sentence
+    question itself does not already say), and, for a question about one thing, the sentence
     that best answers what it asks (:func:`ask_score`; a finding or method) when it answers it
     better than anything the text says (the model wrote around the answer: "what else does it
     predict?" answered with its accuracy, "what data was it trained on?" with its results)."""
@@ -365,11 +364,8 @@ def _not_said(
             sentence = top.sentences[i]
             if top.roles and top.roles[i] in SETUP_ROLES:
                 continue
-            part_ask = ask_terms(part, top.source.title)
-            if (
-                not covers(said, sentence, question)
-                and ask_share(part_ask, sentence) > ask_share(part_ask, said)
-                and (not question_shape(part).wants_figure or has_figure(sentence))
+            if not covers(said, sentence, question) and (
+                not question_shape(part).wants_figure or has_figure(sentence)
             ):
                 out.append(sentence)
     return [q for q in dict.fromkeys(out) if quoted(q) not in verified.text]
