@@ -55,13 +55,15 @@ ANSWER_WEIGHTS = {
 ANSWER_BIAS = -2.452
 ANSWER_THRESHOLD = 0.2957
 PAPER_WEIGHTS = {
-    "finding_similarity": 0.523,
-    "relative": 0.024,
-    "cited": 0.944,
-    "gap_share": -0.722,
+    "finding_similarity": 0.095,
+    "relative": -0.114,
+    "cited": 0.793,
+    "gap_share": -0.367,
+    "best_similarity": 0.981,
+    "term_share": 2.517,
 }
-PAPER_BIAS = -0.63
-PAPER_THRESHOLD = 0.2
+PAPER_BIAS = -2.375
+PAPER_THRESHOLD = 0.475
 
 
 @dataclass(frozen=True)
