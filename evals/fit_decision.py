@@ -39,14 +39,20 @@ from .report import load_report
 __all__ = ["fit_decision", "decision_summary"]
 
 
+def _defaults(cls: type) -> dict[str, float]:
+    """Each feature's default: what a run recorded before the feature existed is read as."""
+    return {f.name: f.default for f in fields(cls) if isinstance(f.default, float)}
+
+
 def _answer_rows(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
     names = [f.name for f in fields(AnswerFeatures)]
+    defaults = _defaults(AnswerFeatures)
     x, y = [], []
     for r in records:
         feats = r.systems["assistant"].decision.get("features")
         if r.case.split != "calibration" or not feats:
             continue
-        x.append([feats[n] for n in names])
+        x.append([feats[n] if n in feats else defaults[n] for n in names])
         y.append(1 if r.case.answerable else 0)
     return np.array(x, dtype=float), np.array(y)
 
@@ -54,13 +60,16 @@ def _answer_rows(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
 def _paper_rows(records: list[Record]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per multi-paper calibration question: (features of each paper, gold or not)."""
     names = [f.name for f in fields(PaperFeatures)]
+    defaults = _defaults(PaperFeatures)
     out = []
     for r in records:
         papers = r.systems["assistant"].decision.get("papers")
         if r.case.split != "calibration" or not papers:
             continue
         gold = {title_key(t) for t in r.case.gold_titles}
-        x = np.array([[p[n] for n in names] for p in papers], dtype=float)
+        x = np.array(
+            [[p[n] if n in p else defaults[n] for n in names] for p in papers], dtype=float
+        )
         out.append((x, np.array([1 if title_key(p["title"]) in gold else 0 for p in papers])))
     return out
 

@@ -40,20 +40,23 @@ __all__ = [
     "paper_probability",
 ]
 
-# Fitted by `python -m evals fit-decision` (evals/fit_decision.py) on the calibration answers of
-# two judge-free runs of the `base` preset: 154 answers (122 answerable, 32 not) and 16
-# several-paper questions. On them: answerable declined 0.025, unanswerable declined 0.656.
+# Fitted by `python -m evals fit-decision` (evals/fit_decision.py) on the calibration half of
+# one judge-free run of the `base` preset (all its questions): 259 answers the model wrote
+# (150 sample questions, 38 of them unanswerable; 109 SciFact claims) and 18 several-paper
+# questions. On them: answerable declined 0.018, unanswerable declined 0.711; exact paper
+# lists 0.61.
 ANSWER_WEIGHTS = {
-    "finding_similarity": 1.784,
-    "best_similarity": 2.357,
-    "claim_support": 1.168,
-    "claim_similarity": 0.7,
-    "gap_share": -2.397,
-    "figure_missing": -1.477,
+    "finding_similarity": 2.185,
+    "best_similarity": 2.72,
+    "claim_support": 0.721,
+    "claim_similarity": 0.857,
+    "gap_share": -1.471,
+    "figure_missing": -1.75,
     "refused": 0.0,
+    "figure_gap": -3.433,
 }
-ANSWER_BIAS = -2.452
-ANSWER_THRESHOLD = 0.2957
+ANSWER_BIAS = -2.498
+ANSWER_THRESHOLD = 0.3252
 PAPER_WEIGHTS = {
     "finding_similarity": 0.095,
     "relative": -0.114,
@@ -86,6 +89,10 @@ class AnswerFeatures:
     three most relevant sentences give one."""
     refused: float
     """1 when the model's text is a refusal."""
+    figure_gap: float = 0.0
+    """``gap_share`` when a figure is asked for, else 0: a figure asked for a setting (a
+    model, data set, hardware) the paper never names is a near miss ("what BLEU on WMT16?"
+    of a paper that reports IWSLT and WMT14), however close its figures come."""
 
     def to_dict(self) -> dict[str, float]:
         return {k: round(v, 4) for k, v in asdict(self).items()}
@@ -120,14 +127,16 @@ def answer_features(
     figure_given = any(has_figure(s.text) for s in supported) or any(
         top.has_figure[i] for i in top.ranked()[:3]
     )
+    gaps = gap_share(shape, source_text(top.source))
     return AnswerFeatures(
         finding_similarity=float(top.similarity[finding]) if finding >= 0 else 0.0,
         best_similarity=float(top.similarity.max()) if len(top.similarity) else 0.0,
         claim_support=max((s.score for s in supported), default=0.0),
         claim_similarity=claim_similarity if supported else 0.0,
-        gap_share=gap_share(shape, source_text(top.source)),
+        gap_share=gaps,
         figure_missing=float(shape.wants_figure and not figure_given),
         refused=float(is_refusal(raw_text)),
+        figure_gap=gaps if shape.wants_figure else 0.0,
     )
 
 
