@@ -43,8 +43,9 @@ __all__ = [
 # Fitted by `python -m evals fit-decision` (evals/fit_decision.py) on the calibration half of
 # one judge-free run of the `base` preset (all its questions): 259 answers the model wrote
 # (150 sample questions, 38 of them unanswerable; 109 SciFact claims) and 18 several-paper
-# questions. On them: answerable declined 0.018, unanswerable declined 0.711; exact paper
-# lists 0.61.
+# questions. On them: answerable declined 0.018, unanswerable declined 0.711; every gold
+# paper listed 0.89, no other paper listed 0.61 (1.0 and 0.28 when every retrieved paper is
+# listed).
 ANSWER_WEIGHTS = {
     "finding_similarity": 2.185,
     "best_similarity": 2.72,
@@ -58,15 +59,16 @@ ANSWER_WEIGHTS = {
 ANSWER_BIAS = -2.498
 ANSWER_THRESHOLD = 0.3252
 PAPER_WEIGHTS = {
-    "finding_similarity": 0.095,
-    "relative": -0.114,
-    "cited": 0.793,
-    "gap_share": -0.367,
-    "best_similarity": 0.981,
-    "term_share": 2.517,
+    "finding_similarity": 0.007,
+    "relative": -0.205,
+    "cited": 0.627,
+    "gap_share": -0.887,
+    "best_similarity": 1.081,
+    "term_share": 2.116,
+    "term_relative": 1.526,
 }
-PAPER_BIAS = -2.375
-PAPER_THRESHOLD = 0.475
+PAPER_BIAS = -1.781
+PAPER_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,10 @@ class PaperFeatures:
     """The share of the question's own terms (beyond "which papers ... find") that the paper's
     title and abstract contain: a paper that shares only a topic word with the question
     contains few of them."""
+    term_relative: float = 0.0
+    """That share less the highest of the retrieved papers (0 for the best): a question that
+    asks for either of two things ("to fight forgetting or to adapt at test time") is
+    answered by papers that each hold half of its terms."""
 
     def to_dict(self) -> dict[str, float]:
         return {k: round(v, 4) for k, v in asdict(self).items()}
@@ -188,6 +194,8 @@ def paper_features(
         f = ev.best_finding()
         sims.append(float(ev.similarity[f]) if f >= 0 else 0.0)
     top = max(sims, default=0.0)
+    shares = [term_share(question, source_text(ev.source)) for ev in evidence]
+    top_share = max(shares, default=0.0)
     return [
         PaperFeatures(
             finding_similarity=sim,
@@ -195,9 +203,10 @@ def paper_features(
             cited=float(i in cited),
             gap_share=gap_share(shape, source_text(ev.source)),
             best_similarity=float(ev.similarity.max()) if len(ev.similarity) else 0.0,
-            term_share=term_share(question, source_text(ev.source)),
+            term_share=share,
+            term_relative=share - top_share,
         )
-        for i, (ev, sim) in enumerate(zip(evidence, sims, strict=True))
+        for i, (ev, sim, share) in enumerate(zip(evidence, sims, shares, strict=True))
     ]
 
 
