@@ -36,7 +36,7 @@ from assistant.answer.decide import (
     answer_probability,
     best_source,
 )
-from assistant.answer.evidence import SourceEvidence, has_figure, term_keys
+from assistant.answer.evidence import SourceEvidence, has_figure, key_share, term_keys
 from assistant.answer.question import QuestionShape, question_shape
 from assistant.answer.roles import SETUP_ROLES, strip_section_label
 from assistant.answer.verify import NO_ANSWER_TEXT, Verified
@@ -287,22 +287,18 @@ def ask_terms(question: str, title: str) -> set[str]:
     return (keys - term_keys(title)) or keys
 
 
-def ask_share(ask: set[str], text: str) -> float:
-    return len(ask & term_keys(text)) / len(ask) if ask else 0.0
-
-
 def ask_score(ev: SourceEvidence, question: str) -> np.ndarray:
     """How well each sentence answers what the question asks: its cosine with the question,
     plus ASK_WEIGHT times the share of the question's ask it holds. The cosine alone favours
     the sentences that restate the paper's topic, as the question does."""
     ask = ask_terms(question, ev.source.title)
-    return ev.similarity + ASK_WEIGHT * np.array([ask_share(ask, x) for x in ev.sentences])
+    return ev.similarity + ASK_WEIGHT * np.array([key_share(ask, x) for x in ev.sentences])
 
 
-def closest_usable(ev: SourceEvidence, question: str = "") -> int:
-    """The sentence that best answers what the question asks (:func:`ask_score`; the closest
-    to the question without one) and is not the study's aim or background (-1 for none)."""
-    score = ask_score(ev, question) if question else ev.similarity
+def closest_usable(ev: SourceEvidence, score: np.ndarray | None = None) -> int:
+    """The best sentence by ``score`` (:func:`ask_score`; the cosine with the question
+    without one) that is not the study's aim or background (-1 for none)."""
+    score = ev.similarity if score is None else score
     order = np.argsort(-score, kind="stable").tolist()
     return next((i for i in order if not ev.roles or ev.roles[i] not in SETUP_ROLES), -1)
 
@@ -314,9 +310,9 @@ def _floor(
     is another (a method: "which method uses X?"); with the title when the question asks
     which paper."""
     quotes = finding_quotes(top, shape)
-    closest, first = closest_usable(top, question), top.best_finding()
+    score = ask_score(top, question) if question else top.similarity
+    closest, first = closest_usable(top, score), top.best_finding()
     if closest >= 0 and top.sentences[closest] not in quotes and first >= 0:
-        score = ask_score(top, question) if question else top.similarity
         if float(score[closest]) > float(score[first]):
             quotes = sorted({top.sentences[closest], top.sentences[first]}, key=top.sentences.index)
     lead = f"The paper is “{top.source.title}” [1]. " if shape.asks_paper else ""
@@ -347,13 +343,13 @@ def _not_said(
     predict?" answered with its accuracy, "what data was it trained on?" with its results)."""
     said = " ".join(s.text for s in claims)
     out: list[str] = []
-    closest = closest_usable(top, question)
+    score = ask_score(top, question)
+    closest = closest_usable(top, score)
     ask = ask_terms(question, top.source.title)
     if (
         shape.kind == "fact"
         and closest >= 0
-        and float(ask_score(top, question)[closest])
-        > claim_similarity + ASK_WEIGHT * ask_share(ask, said)
+        and float(score[closest]) > claim_similarity + ASK_WEIGHT * key_share(ask, said)
         and not covers(said, top.sentences[closest], question)
     ):
         out.append(top.sentences[closest])

@@ -94,6 +94,11 @@ def term_keys(text: str) -> set[str]:
     return {t[:5] for t in content_terms(text)}
 
 
+def key_share(keys: set[str], text: str) -> float:
+    """The share of ``keys`` (:func:`term_keys`) that ``text`` holds (0 for no keys)."""
+    return len(keys & term_keys(text)) / len(keys) if keys else 0.0
+
+
 @dataclass
 class SourceEvidence:
     """One source's sentences scored against the question."""
@@ -161,9 +166,7 @@ def score_sources(
         sims = np.asarray(block @ qv, dtype=np.float64)
         pos += len(sents)
         roles = sentence_roles(sents, block, embed_model=embed_model)
-        overlap = np.array(
-            [len(q_keys & term_keys(x)) / (len(q_keys) or 1) for x in sents], dtype=np.float64
-        )
+        overlap = np.array([key_share(q_keys, x) for x in sents], dtype=np.float64)
         figures = [has_figure(x) for x in sents]
         scores = sims + TERM_WEIGHT * overlap
         if shape.wants_figure and sents:
@@ -207,7 +210,7 @@ def best_for_parts(question: str, ev: SourceEvidence, embed: Embed) -> list[tupl
     out: dict[int, str] = {}
     for k, part in enumerate(parts):
         keys = term_keys(part)
-        overlap = np.array([len(keys & term_keys(x)) / (len(keys) or 1) for x in ev.sentences])
+        overlap = np.array([key_share(keys, x) for x in ev.sentences])
         score = sv @ pv[k] + TERM_WEIGHT * overlap + prior
         if question_shape(part).wants_figure:
             score = score + FIGURE_BONUS * np.array(ev.has_figure, dtype=np.float64)
