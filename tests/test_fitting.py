@@ -60,3 +60,12 @@ def test_verdicts_are_measured_on_the_gold_findings() -> None:
     assert 0.0 < report["summary"]["all"]["rules"] < 1.0
     prompt = always_no.calls[0][1]["content"]
     assert "Finding:" in prompt and rows[0]["id"]
+
+
+def test_a_figure_asked_for_a_setting_the_paper_never_names_weighs_against_answering() -> None:
+    from dataclasses import replace
+
+    from assistant.answer.decide import AnswerFeatures, answer_probability
+
+    base = AnswerFeatures(0.6, 0.6, 0.9, 0.6, 0.5, 0.0, 0.0)
+    assert answer_probability(replace(base, figure_gap=0.5)) < answer_probability(base)
